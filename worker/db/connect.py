@@ -1,0 +1,73 @@
+"""Opening connections: the configured database and schema, UTC sessions, and
+URLs that are safe to print."""
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from worker.errors import ConfigError
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# How long to wait for a server before calling it unreachable. Long enough for
+# a busy server, short enough that a wrong URL fails start-up promptly.
+CONNECT_TIMEOUT_S = 5
+
+
+def check_schema_name(schema: str) -> str:
+    """Schema names are spliced into DDL, so only plain lower-case identifiers
+    are accepted."""
+    if not _IDENTIFIER.match(schema):
+        raise ConfigError(
+            f"PG_SCHEMA {schema!r} is not a plain identifier "
+            "(lower-case letters, digits and _, not starting with a digit)"
+        )
+    return schema
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***, for logs and messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def connection_options(schema: str) -> str:
+    # Every session works in UTC and in the worker's schema, whatever the
+    # server's or role's defaults are.
+    return f"-c search_path={check_schema_name(schema)} -c timezone=UTC"
+
+
+def connect(url: str, schema: str = "public", **kwargs) -> psycopg.Connection:
+    """Open one connection, or raise ConfigError with one clear line."""
+    try:
+        return psycopg.connect(
+            url,
+            options=connection_options(schema),
+            connect_timeout=CONNECT_TIMEOUT_S,
+            **kwargs,
+        )
+    except psycopg.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc) else ""
+        raise ConfigError(
+            f"cannot connect to PostgreSQL at {mask_url(url)}: {first_line} "
+            "(set DATABASE_URL to a reachable server, or unset it to use the "
+            "embedded one)"
+        ) from exc
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(
+            f"DATABASE_URL {mask_url(url)} is not a valid PostgreSQL URL: {exc}"
+        ) from exc
+
+
+def ensure_schema(conn: psycopg.Connection, schema: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            f'CREATE SCHEMA IF NOT EXISTS "{check_schema_name(schema)}"'
+        )

@@ -1,0 +1,24 @@
+"""The worker's errors: one base, a few specific kinds.
+
+``retriable`` says whether waiting and trying the same thing again can help;
+loops decide by this attribute, never by matching messages.
+"""
+
+
+class WorkerError(Exception):
+    retriable = False
+
+
+class ConfigError(WorkerError):
+    """Bad configuration or an unreachable dependency at start-up: the CLI
+    prints the message as one line and exits non-zero."""
+
+
+class LeaseLost(WorkerError):
+    """The fenced commit found the shard owned by someone else (or by this
+    worker under another lease counter). The batch is not stored; the reader
+    must drop the shard."""
+
+
+class TransientError(WorkerError):
+    retriable = True
