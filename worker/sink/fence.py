@@ -1,0 +1,65 @@
+"""The lease row as the batch's fence and its ledger.
+
+The batch transaction locks the row first, matching owner and lease counter,
+and moves the checkpoint and the running totals on it last. A lease taken
+by another worker changes the counter, so a batch read under the old
+ownership finds no row and stores nothing.
+"""
+
+import psycopg
+
+from worker.errors import LeaseLost
+from worker.sink.batch import Batch, LeaseToken
+
+_LOCK_SQL = """
+SELECT 1 FROM shard_leases
+WHERE stream_name = %s AND shard_id = %s AND owner = %s AND lease_counter = %s
+FOR UPDATE
+"""
+
+# millis_behind_latest is kept when the batch does not know it.
+_MOVE_SQL = """
+UPDATE shard_leases SET
+    checkpoint_sequence = %s,
+    checkpoint_sub_sequence = %s,
+    records_stored = records_stored + %s,
+    duplicates_dropped = duplicates_dropped + %s,
+    records_rejected = records_rejected + %s,
+    millis_behind_latest = COALESCE(%s, millis_behind_latest),
+    last_commit_at = now()
+WHERE stream_name = %s AND shard_id = %s
+"""
+
+
+def lock_lease(cur: psycopg.Cursor, lease: LeaseToken) -> None:
+    """Lock the lease row for this transaction, or raise LeaseLost."""
+    cur.execute(
+        _LOCK_SQL,
+        (lease.stream_name, lease.shard_id, lease.owner, lease.lease_counter),
+    )
+    if cur.fetchone() is None:
+        raise LeaseLost(
+            f"shard {lease.shard_id} of {lease.stream_name} is no longer "
+            f"held by {lease.owner} under lease counter {lease.lease_counter}"
+        )
+
+
+def move_checkpoint(
+    cur: psycopg.Cursor, batch: Batch, stored: int, duplicates: int,
+    rejected: int,
+) -> None:
+    """Move the (locked) lease row's checkpoint and add the batch's counts."""
+    lease, checkpoint = batch.lease, batch.checkpoint
+    cur.execute(
+        _MOVE_SQL,
+        (
+            checkpoint.sequence_number,
+            checkpoint.sub_sequence_number,
+            stored,
+            duplicates,
+            rejected,
+            batch.millis_behind_latest,
+            lease.stream_name,
+            lease.shard_id,
+        ),
+    )

@@ -1,0 +1,204 @@
+"""COPY of a batch's readings and their samples, inside the batch transaction.
+
+Readings already stored are dropped first (one probe of the primary key).
+A concurrent worker may still store one of the rest before our COPY lands;
+the unique violation rolls back to a savepoint, the probe runs again, and
+the COPY is retried without it. A value PostgreSQL refuses is pinned on its
+reading by splitting the refused rows in halves, each half in its own
+savepoint; that reading becomes a reject and every other one is stored.
+"""
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timezone
+
+import psycopg
+from psycopg import sql
+from psycopg.errors import UniqueViolation
+
+from worker.errors import TransientError
+from worker.records.model import Reading, Reject
+from worker.sink.partitions import missing_days
+from worker.sink.rows import (
+    SAMPLE_COPY_COLUMNS,
+    TELEMETRY_COPY_COLUMNS,
+    Row,
+    refused,
+    sample_chunks,
+    telemetry_chunks,
+)
+
+log = logging.getLogger(__name__)
+
+# What PostgreSQL raises for a value it will not hold (classes 22 and 23:
+# out of range, bad text, too long, a CHECK or NOT NULL an operator added).
+# Anything else (a lost connection, a missing column) fails the batch.
+REFUSALS = (psycopg.DataError, psycopg.IntegrityError)
+
+
+def _copy_sql(table: str, columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+    )
+
+
+_COPY_TELEMETRY = _copy_sql("ven_telemetry", TELEMETRY_COPY_COLUMNS)
+_COPY_SAMPLES = _copy_sql("ven_load_samples", SAMPLE_COPY_COLUMNS)
+
+# LATERAL with LIMIT 1 keeps the plan an index probe per key, however many
+# keys the batch has and however large the partitions grow.
+_PROBE_SQL = """
+SELECT p.n
+FROM unnest(%s::text[], %s::timestamptz[]) WITH ORDINALITY AS p(ven_id, ts, n)
+CROSS JOIN LATERAL (
+    SELECT 1 FROM ven_telemetry t
+    WHERE t.ven_id = p.ven_id AND t."timestamp" = p.ts
+    LIMIT 1
+) AS stored
+"""
+
+_ALLOCATE_IDS_SQL = (
+    "SELECT nextval('ven_telemetry_id_seq') FROM generate_series(1, %s)"
+)
+
+
+class PartitionsMissing(TransientError):
+    """A day the sink believed partitioned has no partition (dropped by
+    retention or by hand). Trying the batch again creates it."""
+
+    def __init__(self, days: set[date]):
+        super().__init__(
+            "no partition for " + ", ".join(map(str, sorted(days)))
+        )
+        self.days = days
+
+
+@dataclass(slots=True)
+class LoadOutcome:
+    stored: list[Reading] = field(default_factory=list)
+    duplicates: int = 0
+    refused: list[Reject] = field(default_factory=list)
+
+
+def load_readings(cur: psycopg.Cursor, readings: list[Reading]) -> LoadOutcome:
+    """Store ``readings`` (no two with the same key) and their samples."""
+    out = LoadOutcome()
+    stored = _stored_positions(cur, readings)
+    out.duplicates += len(stored)
+    fresh = _without(readings, stored)
+    if not fresh:
+        return out
+
+    ids = _allocate_ids(cur, len(fresh))
+    rows = [(i, r.timestamp.isoformat(), r) for i, r in zip(ids, fresh)]
+
+    rest, error = _copy_or_refusal(cur, rows, out)
+    if error is not None:
+        _raise_if_partitions_missing(cur, rest, error)
+        _isolate(cur, rest, error, out)
+    return out
+
+
+def _stored_positions(cur, readings: Sequence[Reading]) -> set[int]:
+    """Positions in ``readings`` whose key is already in ven_telemetry."""
+    if not readings:
+        return set()
+    cur.execute(
+        _PROBE_SQL,
+        ([r.ven_id for r in readings], [r.timestamp for r in readings]),
+    )
+    return {n - 1 for (n,) in cur.fetchall()}
+
+
+def _without(items: list, positions: set[int]) -> list:
+    if not positions:
+        return items
+    return [x for i, x in enumerate(items) if i not in positions]
+
+
+def _allocate_ids(cur: psycopg.Cursor, count: int) -> list[int]:
+    cur.execute(_ALLOCATE_IDS_SQL, (count,))
+    return [i for (i,) in cur.fetchall()]
+
+
+def _copy_once(cur: psycopg.Cursor, rows: Sequence[Row]) -> None:
+    with cur.connection.transaction():  # a savepoint inside the batch
+        with cur.copy(_COPY_TELEMETRY) as copy:
+            for chunk in telemetry_chunks(rows):
+                copy.write(chunk)
+        with cur.copy(_COPY_SAMPLES) as copy:
+            for chunk in sample_chunks(rows):
+                copy.write(chunk)
+
+
+def _copy_or_refusal(cur, rows: list[Row], out: LoadOutcome):
+    """COPY ``rows``, dropping any that another worker stores meanwhile.
+
+    Returns the rows left unstored and the error that refused them, or an
+    empty list and None once everything left is stored.
+    """
+    while rows:
+        try:
+            _copy_once(cur, rows)
+        except UniqueViolation as exc:
+            stored = _stored_positions(cur, [r for _, _, r in rows])
+            if not stored:
+                return rows, exc
+            log.info(
+                "%d readings were stored by another worker during this "
+                "batch; counted as duplicates", len(stored)
+            )
+            out.duplicates += len(stored)
+            rows = _without(rows, stored)
+            continue
+        except REFUSALS as exc:
+            return rows, exc
+        out.stored.extend(r for _, _, r in rows)
+        break
+    return [], None
+
+
+def _isolate(cur, rows: list[Row], error: Exception, out: LoadOutcome):
+    """Split refused rows until each refusal falls on one reading."""
+    if len(rows) == 1:
+        reading = rows[0][2]
+        detail = describe(error)
+        out.refused.append(refused(reading, detail))
+        meta = reading.meta
+        log.warning(
+            "shard %s sequence %s/%s: PostgreSQL refused the reading of %r "
+            "at %s; kept as a reject: %s",
+            meta.shard_id if meta else "?",
+            meta.sequence_number if meta else "?",
+            meta.sub_sequence_number if meta else "?",
+            reading.ven_id, reading.timestamp, detail,
+        )
+        return
+    middle = len(rows) // 2
+    for half in (rows[:middle], rows[middle:]):
+        rest, half_error = _copy_or_refusal(cur, half, out)
+        if half_error is not None:
+            _isolate(cur, rest, half_error, out)
+
+
+def _raise_if_partitions_missing(cur, rows: Iterable[Row], error) -> None:
+    days = {r.timestamp.astimezone(timezone.utc).date() for _, _, r in rows}
+    gone = missing_days(cur, days)
+    if gone:
+        raise PartitionsMissing(gone) from error
+
+
+def describe(error: Exception) -> str:
+    """The database's message for a refusal, with the column it names."""
+    diag = getattr(error, "diag", None)
+    message = diag.message_primary if diag else None
+    if not message:
+        return str(error).strip()
+    parts = [message]
+    if diag.message_detail:
+        parts.append(diag.message_detail)
+    if diag.context:
+        parts.append(diag.context.strip())
+    return "; ".join(parts)
