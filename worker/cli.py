@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from worker import __version__
@@ -46,7 +46,9 @@ class CommandUnavailable(WorkerError):
 def run(settings: Settings) -> int:
     """Run the worker until SIGTERM or SIGINT."""
     start = _load("worker.runtime", "run", "run")
-    settings = ensure_database_url(settings)
+    settings = ensure_database_url(_with_worker_id(settings))
+    setup_logging(settings.log_level, settings.log_format,
+                  worker_id=settings.worker_id)
     log.info("ven-worker %s starting as %s", __version__, settings.worker_id,
              extra={"settings": settings.describe()})
     return start(settings)
@@ -120,6 +122,18 @@ def config(settings: Settings, markdown: bool = False) -> int:
     else:
         print(json.dumps(settings.describe(), indent=2))
     return 0
+
+
+def _with_worker_id(settings: Settings) -> Settings:
+    """Settings naming this worker, so its log lines carry the id the lease
+    table shows. The lease package owns how an id is made."""
+    if settings.worker_id:
+        return settings
+    try:
+        from worker.leases.identity import worker_identity
+    except ImportError:
+        return settings  # the runtime will pick an id itself
+    return replace(settings, worker_id=worker_identity())
 
 
 def _load(module_name: str, attr: str, command: str) -> Callable:
@@ -304,8 +318,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     flags = {key[len(SETTING_DEST):]: value for key, value in given.items()
              if key.startswith(SETTING_DEST)}
     settings = load_settings(flags)
-    setup_logging(settings.log_level, settings.log_format,
-                  worker_id=settings.worker_id)
+    ids = {"worker_id": settings.worker_id} if settings.worker_id else {}
+    setup_logging(settings.log_level, settings.log_format, **ids)
 
     accepted = list(inspect.signature(command.function).parameters)[1:]
     result = command.function(settings, **{k: given[k] for k in accepted})

@@ -10,8 +10,6 @@ collected and reported together, one line each.
 import math
 import os
 import re
-import secrets
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -264,12 +262,6 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def default_worker_id() -> str:
-    # Host and pid say where the worker runs; the random part keeps two
-    # containers apart that share a host name and both run as pid 1.
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
 # -- the settings --------------------------------------------------------
 
 
@@ -358,7 +350,7 @@ class Settings:
         None, "WORKER_ID", _worker_id,
         "This worker's name in the lease table; must differ between "
         "workers running at the same time.", LEASES,
-        default_text="host-pid-random", metavar="ID")
+        default_text="ECS task ARN, else host:pid:random", metavar="ID")
     lease_duration_s: float = setting(
         DEFAULT_LEASE_DURATION_S, "LEASE_DURATION_S", _seconds(0, 3600),
         "Seconds a lease lasts without renewal before another worker may "
@@ -411,12 +403,12 @@ class Settings:
         metavar="FORMAT")
 
     def __post_init__(self) -> None:
-        # Derived defaults; frozen, so set through object.__setattr__.
+        # A derived default; frozen, so set through object.__setattr__.
+        # worker_id stays None when not given: the runtime asks the lease
+        # package for an identity (the ECS task ARN when there is one).
         if self.renew_interval_s is None:
             object.__setattr__(self, "renew_interval_s",
                                self.lease_duration_s / RENEWALS_PER_LEASE)
-        if self.worker_id is None:
-            object.__setattr__(self, "worker_id", default_worker_id())
 
     def describe(self) -> dict[str, str]:
         """Every setting as text, secrets masked: for the start-up log and

@@ -155,6 +155,19 @@ def test_run_hands_the_settings_to_the_runtime_and_returns_its_code(
     assert "u:pw@" not in err
 
 
+def test_run_names_the_worker_when_no_id_is_configured(monkeypatch, capsys):
+    seen = []
+    stand_in(monkeypatch, "worker.runtime", run=seen.append)
+    monkeypatch.delenv("ECS_CONTAINER_METADATA_URI_V4", raising=False)
+
+    code = cli.main(["run", "--database-url", "postgresql://u@h/db"])
+
+    [settings] = seen
+    assert code == 0
+    assert settings.worker_id and settings.worker_id.count(":") == 2
+    assert f'"worker_id": "{settings.worker_id}"' in capsys.readouterr().err
+
+
 def test_status_passes_the_json_choice(monkeypatch):
     calls = []
     stand_in(monkeypatch, "worker.ops.status",

@@ -22,10 +22,14 @@ class Observability:
     server: ObserveServer | None = None
 
     @classmethod
-    def start(cls, settings) -> "Observability":
+    def start(cls, settings, worker_id: str | None = None) -> "Observability":
         """Metrics and health for these settings, served on METRICS_PORT
-        unless it is 0. Raises ConfigError when the port cannot be bound."""
-        metrics = Metrics(settings.worker_id, settings.stream_name)
+        unless it is 0. Raises ConfigError when the port cannot be bound.
+
+        ``worker_id`` labels the info metric when the settings name none.
+        """
+        worker_id = worker_id or settings.worker_id or ""
+        metrics = Metrics(worker_id, settings.stream_name)
         health = HealthState.for_lease_duration(settings.lease_duration_s)
         server = None
         if settings.metrics_port:
