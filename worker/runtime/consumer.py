@@ -1,0 +1,222 @@
+"""One owned shard, end to end: fetch pages, decode them, store each as one
+fenced batch, and stop cleanly.
+
+The next page is fetched while the current one is being written (one page
+ahead, never more), so reading and storing overlap without letting a backlog
+pile up in memory. A shared ``ByteBudget`` caps the bytes held across all
+shards of the process.
+"""
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+from tenacity import Retrying, retry_if_exception, wait_exponential_jitter
+
+from worker.errors import LeaseLost, TransientError
+from worker.kinesis.client import Page
+from worker.kinesis.reader import ShardReader
+from worker.runtime.decode_page import decode_page
+from worker.sink.batch import SHARD_END, Batch, Checkpoint, LeaseToken
+
+log = logging.getLogger(__name__)
+
+# Database retries: a failover or restart takes seconds to a minute; back off
+# up to 15 s between attempts and keep trying until the lease is lost or the
+# worker stops. The batch is never dropped and never checkpointed unstored.
+DB_BACKOFF_INITIAL_S = 0.5
+DB_BACKOFF_MAX_S = 15.0
+
+# While caught up, pages are mostly empty. Store one anyway this often so the
+# lease row's lag figure (read by `status`) does not go stale.
+LAG_REFRESH_INTERVAL_S = 10.0
+
+
+class ByteBudget:
+    """Bytes of fetched-but-unstored records, across all shards."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._used = 0
+        self._cond = threading.Condition()
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    def wait_for_room(self, stopping) -> bool:
+        """Block until under the limit; False when ``stopping()`` says so."""
+        with self._cond:
+            while self._used >= self.limit and not stopping():
+                self._cond.wait(0.5)
+            return not stopping()
+
+    def add(self, n: int) -> None:
+        with self._cond:
+            self._used += n
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self._used -= n
+            self._cond.notify_all()
+
+
+def _is_transient_db_error(exc: BaseException) -> bool:
+    return isinstance(exc, (psycopg.OperationalError, TransientError))
+
+
+class ShardConsumer(threading.Thread):
+    """Reads and stores one shard until it ends, the lease is lost, or the
+    worker stops. Hooks report back to the runtime:
+
+    - ``on_done(consumer, reason)``: reason is ``"shard_end"``,
+      ``"lease_lost"``, ``"stopped"`` or ``"failed"``.
+    - ``observer``: an object with ``batch_stored(shard_id, result, page,
+      seconds)``, ``retry(cause)`` and ``progress(shard_id)``; may be None.
+    """
+
+    def __init__(self, lease: LeaseToken, reader: ShardReader, sink_factory,
+                 decode_policy, budget: ByteBudget, stop: threading.Event,
+                 on_done, observer=None,
+                 committed: Checkpoint | None = None):
+        super().__init__(name=f"shard-{lease.shard_id}", daemon=True)
+        self.lease = lease
+        self._reader = reader
+        self._sink_factory = sink_factory
+        self._sink = None
+        self._policy = decode_policy
+        self._budget = budget
+        # Global stop (shutdown) or this shard's own stop (lease moved away).
+        self._global_stop = stop
+        self.own_stop = threading.Event()
+        self._on_done = on_done
+        self._observer = observer
+        self._last_write = 0.0
+        self._last_lag: int | None = None
+        # The checkpoint last committed for this shard (None: none yet).
+        self._committed = committed
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def stopping(self) -> bool:
+        return self._global_stop.is_set() or self.own_stop.is_set()
+
+    def run(self) -> None:
+        reason = "failed"
+        try:
+            reason = self._consume_routine()
+        except LeaseLost:
+            log.info("shard %s lease lost (counter %d); dropping it",
+                     self.lease.shard_id, self.lease.lease_counter)
+            reason = "lease_lost"
+        except Exception:
+            log.exception("shard %s consumer failed; the lease will be "
+                          "released and taken again", self.lease.shard_id)
+        finally:
+            self._close_sink()
+            self._on_done(self, reason)
+
+    def _consume_routine(self) -> str:
+        shard = self.lease.shard_id
+        with ThreadPoolExecutor(1, thread_name_prefix=f"fetch-{shard}") as pool:
+            pending = pool.submit(self._fetch)
+            while True:
+                page = pending.result()
+                if page is None:
+                    return "stopped"
+                ended = page.next_iterator is None
+                pending = None
+                if not ended and not self.stopping():
+                    pending = pool.submit(self._fetch)
+                try:
+                    self._store(page, ended)
+                finally:
+                    self._budget.release(page.size_bytes)
+                if ended:
+                    log.info("shard %s reached SHARD_END; children: %s",
+                             shard, ", ".join(page.child_shard_ids) or "none")
+                    return "shard_end"
+                if pending is None:
+                    return "stopped"
+
+    def _fetch(self) -> Page | None:
+        if not self._budget.wait_for_room(self.stopping):
+            return None
+        page = self._reader.fetch_next()
+        self._budget.add(page.size_bytes)
+        if self._observer:
+            self._observer.progress(self.lease.shard_id)
+        return page
+
+    # -- storing -----------------------------------------------------------
+
+    def _store(self, page: Page, ended: bool) -> None:
+        shard = self.lease.shard_id
+        if not page.records and not ended and not self._lag_is_stale(page):
+            return
+        items, last = decode_page(page.records, shard, self._policy)
+        if ended:
+            checkpoint = Checkpoint(SHARD_END, 0)
+        else:
+            # An empty page refreshes only the lag, at the same checkpoint.
+            checkpoint = last or self._committed
+        if checkpoint is None:
+            return
+        batch = Batch(self.lease, items, checkpoint,
+                      page.millis_behind_latest)
+        started = time.monotonic()
+        result = self._write_with_retry(batch)
+        elapsed = time.monotonic() - started
+        self._last_write = time.monotonic()
+        self._last_lag = page.millis_behind_latest
+        self._committed = checkpoint
+        log.debug("shard %s stored batch up to %s: %d stored, %d duplicates, "
+                  "%d rejected in %.3fs", shard,
+                  checkpoint.sequence_number,
+                  result.stored, result.duplicates,
+                  sum(result.rejected.values()), elapsed)
+        if self._observer:
+            self._observer.batch_stored(shard, result, page, elapsed)
+
+    def _lag_is_stale(self, page: Page) -> bool:
+        return (page.millis_behind_latest != self._last_lag
+                and time.monotonic() - self._last_write
+                >= LAG_REFRESH_INTERVAL_S)
+
+    def _write_with_retry(self, batch: Batch):
+        def before_sleep(state) -> None:
+            exc = state.outcome.exception()
+            log.warning("shard %s batch not stored (%s: %s); retrying the "
+                        "same batch", self.lease.shard_id,
+                        type(exc).__name__, str(exc).strip()[:200])
+            self._close_sink()
+            if self._observer:
+                self._observer.retry("database")
+
+        # Stop retrying only for shutdown: the lease-loss path raises
+        # LeaseLost from the fenced commit itself.
+        retrying = Retrying(
+            retry=retry_if_exception(_is_transient_db_error),
+            wait=wait_exponential_jitter(initial=DB_BACKOFF_INITIAL_S,
+                                         max=DB_BACKOFF_MAX_S),
+            stop=lambda state: self._global_stop.is_set(),
+            sleep=self._global_stop.wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(self._write_once, batch)
+
+    def _write_once(self, batch: Batch):
+        if self._sink is None:
+            self._sink = self._sink_factory()
+        return self._sink.write(batch)
+
+    def _close_sink(self) -> None:
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            try:
+                sink.close()
+            except Exception:  # closing a broken connection may fail too
+                log.debug("closing sink failed", exc_info=True)
