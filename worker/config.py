@@ -20,7 +20,7 @@ from worker.errors import ConfigError, WorkerError
 KIB = 1024
 MIB = 1024 * KIB
 
-# Group titles, in the order `--help` and the README show them.
+# Groups of related settings in `--help`; the README lists fields in order.
 STREAM = "stream"
 DATABASE = "database"
 READING = "reading"
