@@ -485,8 +485,11 @@ def _start_and_wait(origin: str, say: Say) -> dict:
 def start_or_reuse(origin: str = "cli", say: Say = _say_stderr) -> Stack:
     """A healthy LocalStack with Kinesis warmed up; starts one if needed.
 
-    ``origin`` is recorded with what this call starts: "session" for a test
-    session (stopped by the last session that used it), "cli" otherwise.
+    ``origin`` "session" is for test sessions: the calling process claims
+    the LocalStack (in the same locked step, so no other session can stop
+    it in between) and must call release_and_maybe_stop() at its end. What
+    a session starts is stopped by the last session using it; what "cli"
+    starts stays until ``down``.
     """
     explicit = os.environ.get("LOCALSTACK_ENDPOINT")
     if explicit:
@@ -515,6 +518,8 @@ def start_or_reuse(origin: str = "cli", say: Say = _say_stderr) -> Stack:
         else:
             record = _start_and_wait(origin, say)
             started = True
+        if origin == "session":
+            (_claims_dir() / str(os.getpid())).touch()
         began = time.monotonic()
         _warm_up(DEFAULT_ENDPOINT)
         if started:
@@ -584,11 +589,6 @@ def _claims_dir() -> Path:
     path = run_dir() / "claims"
     path.mkdir(exist_ok=True)
     return path
-
-
-def claim() -> None:
-    """Mark this process as using the LocalStack (see release_and_maybe_stop)."""
-    (_claims_dir() / str(os.getpid())).touch()
 
 
 def release_and_maybe_stop(say: Say = _say_stderr) -> bool:
