@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from worker.db.connect import connect
+from worker.errors import TransientError
 from worker.kinesis.selector import HASH_SPACE, parse_selector
 from worker.leases import (
     SHARD_END,
@@ -433,7 +434,7 @@ def test_cycle_after_a_dropped_connection_reconnects_and_keeps_leases(
     db.execute("SELECT pg_terminate_backend(%s)",
                (fleet.opened["A"][-1].info.backend_pid,))
 
-    with pytest.raises(psycopg.OperationalError):
+    with pytest.raises(TransientError):
         a.run_once()
     a.run_once()
 
@@ -482,3 +483,106 @@ def test_two_lease_loops_share_shards_and_hand_over_on_close(
 
     assert set(owners(table).values()) == {None}
     assert db.execute("SELECT count(*) FROM ingest_workers").fetchone() == (0,)
+
+
+# -- what the runtime calls ---------------------------------------------------
+
+
+def test_sync_shards_creates_rows_and_prunes_ended_shards_that_left(
+    fleet, table, db
+):
+    a = fleet.add("A")
+    a.sync_shards(even_shards(3))
+    end_shard(db, shard_id(0))
+
+    created = a.sync_shards(even_shards(2, first=1) + even_shards(1, first=7))
+
+    assert created == [shard_id(7)]
+    assert sorted(owners(table)) == [shard_id(1), shard_id(2), shard_id(7)]
+
+
+def test_lease_row_gives_the_runtime_its_start_position(fleet, table, db):
+    table.ensure_rows([ShardInfo(shard_id(4), (shard_id(1),), "0", "9")])
+    a = fleet.add("A")
+    a.run_once()
+    db.execute("UPDATE shard_leases SET checkpoint_sequence = '31', "
+               "checkpoint_sub_sequence = 2")
+
+    row = a.lease_row(shard_id(4))
+
+    assert row["lease_counter"] == a.held()[shard_id(4)] == 1
+    assert (row["checkpoint_sequence"], row["checkpoint_sub_sequence"]) == (
+        "31", 2)
+    assert row["parent_shard_ids"] == (shard_id(1),)
+    assert row["reset_to_timestamp"] is None
+    assert a.lease_row(shard_id(5)) is None
+
+
+def test_a_forgotten_lease_is_retaken_under_a_new_counter(fleet, table):
+    table.ensure_rows(even_shards(1))
+    a = fleet.add("A")
+    a.run_once()
+
+    a.forget(shard_id(0))  # e.g. its consumer failed
+    a.run_once()
+
+    assert a.held() == {shard_id(0): 2}
+
+
+def test_an_ended_shard_the_runtime_forgot_is_still_given_back(
+    fleet, table, db
+):
+    table.ensure_rows(even_shards(1))
+    a = fleet.add("A")
+    a.run_once()
+
+    end_shard(db, shard_id(0))
+    a.forget(shard_id(0))  # the consumer saw SHARD_END
+    a.run_once()
+
+    (lease,) = table.list()
+    assert (lease.owner, lease.lease_counter) == (None, 2)
+    assert a.held() == {}
+
+
+def test_release_all_skips_a_row_still_committing_and_frees_the_rest(
+    pg_url, migrated_schema, fleet, table, db
+):
+    table.ensure_rows(even_shards(3))
+    a = fleet.add("A", settings=LeaseSettings(lease_duration_s=0.6))
+    a.run_once()
+    holder = connect(pg_url, migrated_schema)
+    holder.execute("SELECT 1 FROM shard_leases WHERE shard_id = %s "
+                   "FOR UPDATE", (shard_id(1),))
+
+    try:
+        released = a.release_all()
+    finally:
+        holder.rollback()
+        holder.close()
+
+    assert sorted(released) == [shard_id(0), shard_id(2)]
+    assert owners(table) == {shard_id(0): None, shard_id(1): "A",
+                             shard_id(2): None}
+    assert db.execute("SELECT count(*) FROM ingest_workers").fetchone() == (0,)
+
+
+def test_unreachable_database_is_a_transient_cycle_failure(migrated_schema):
+    a = LeaseCoordinator(
+        lambda: connect("postgresql://postgres@127.0.0.1:1/test",
+                        migrated_schema, autocommit=True),
+        STREAM, "A",
+    )
+
+    with pytest.raises(TransientError, match="cannot connect"):
+        a.run_once()
+    assert a.close() == {}
+
+
+def test_settings_take_an_explicit_renew_interval():
+    settings = LeaseSettings(lease_duration_s=10.0, renew_interval_s=2.0)
+
+    assert settings.cycle_interval_s == 2.0
+    assert LeaseSettings(lease_duration_s=9.0).cycle_interval_s == 3.0
+    with pytest.raises(ValueError):
+        LeaseSettings(lease_duration_s=1.0, renew_interval_s=1.0)

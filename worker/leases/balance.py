@@ -30,7 +30,7 @@ from worker.leases.model import Lease
 class Plan:
     take: list[Lease] = field(default_factory=list)
     steal: list[Lease] = field(default_factory=list)
-    # Held shards whose checkpoint reached SHARD_END: give them back.
+    # This worker's shards whose checkpoint reached SHARD_END: give back.
     release: list[Lease] = field(default_factory=list)
     fair_share: int = 0
 
@@ -76,9 +76,9 @@ def plan_cycle(
     workers = set(live_workers) | {me}
     plan = Plan(fair_share=fair_share(len(candidates), len(workers)))
 
-    plan.release = [
-        lease for lease in rows if lease.shard_id in held and lease.ended
-    ]
+    # Ended shards still in this worker's name, whether or not the runtime
+    # has already forgotten them.
+    plan.release = [lease for lease in rows if lease.ended and lease.owner == me]
     mine = sum(1 for lease in candidates if lease.shard_id in held)
     need = plan.fair_share - mine
     if need <= 0:

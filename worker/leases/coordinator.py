@@ -1,35 +1,46 @@
 """One worker's side of lease balancing: the cycle and the loop that runs it.
 
-The runtime's view of this is small:
+What the runtime uses:
 
+- ``run_once()``: one cycle, for a runtime that drives its own control loop
+  (``start()`` runs cycles in a thread instead). Raises TransientError when
+  the database fails; the next call opens a new connection.
+- ``sync_shards(shards)``: discovery's shard list in; missing lease rows are
+  created, and rows of ended shards that left the stream are pruned.
 - ``held()``: {shard_id: lease_counter} this worker holds right now; the
   counter is what the sink's fenced commit must present.
-- ``on_acquired(lease)``: called (in the loop's thread) for each lease taken
-  or stolen, with the new counter and the position to start from.
-- ``on_lost(shard_id, counter)``: called when a renewal finds the lease gone
-  (stolen after expiry, reset by an operator). The reader must stop; its
-  in-flight batch will fail its fence anyway.
-- ``forget(shard_id)``: the runtime dropped a shard on its own (its commit
-  raised LeaseLost); the coordinator stops renewing it.
-- ``start()`` / ``drain()`` / ``close()``: run the loop in a thread; stop
-  taking new leases while readers flush; then stop and give everything back.
+- ``lease_row(shard_id)``: the lease row as a dict (counter, checkpoint,
+  reset position, parents), to start a reader from.
+- ``on_acquired(lease)`` / ``on_lost(shard_id, counter)``: optional
+  callbacks, run in the cycle's thread, for a runtime that would rather be
+  told than poll ``held()``. A lease is lost when its renewal finds it moved
+  (taken after expiry, stolen, reset by an operator); the reader must stop,
+  and its in-flight batch fails its fence anyway.
+- ``forget(shard_id)``: the runtime dropped a shard on its own (a commit
+  raised LeaseLost, a consumer failed, the shard ended). A lease still in
+  this worker's name is then taken again under a new counter next cycle (a
+  retry), or given back if the shard ended.
+- ``drain()``: shutdown has begun; keep renewing, take nothing new.
+- ``release_all()``: give every lease back and leave the worker table, so
+  other workers take the shards at once; ``close()`` also stops the thread.
 
-A failing cycle (database down, a lock that will not clear) is logged and
-the loop goes on with a fresh connection; leases that could not be renewed
-simply expire, and the fence keeps storage exactly once meanwhile.
+A failed cycle is logged and the next one starts afresh; leases that could
+not be renewed expire on their own, and the fence keeps storage exactly once
+meanwhile.
 """
 
+import dataclasses
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import psycopg
 
-from worker.errors import TransientError
+from worker.errors import ConfigError, TransientError
 from worker.kinesis.selector import ALL_SHARDS, ShardSelector
 from worker.leases.balance import plan_cycle
-from worker.leases.model import Lease
+from worker.leases.model import Lease, ShardLike
 from worker.leases.settings import LeaseSettings
 from worker.leases.table import LeaseBusy, LeaseTable
 
@@ -66,7 +77,10 @@ class LeaseCoordinator:
         self._on_lost = on_lost
         self._rng = rng or random.Random()
 
+        # Guards _held (read by the runtime's threads) and serialises use of
+        # the one lease connection.
         self._lock = threading.Lock()
+        self._db_lock = threading.RLock()
         self._held: dict[str, int] = {}
         self._conn: psycopg.Connection | None = None
         self._table: LeaseTable | None = None
@@ -75,7 +89,7 @@ class LeaseCoordinator:
         self._thread: threading.Thread | None = None
         self.failed_cycles = 0
 
-    # -- what the runtime reads --------------------------------------------
+    # -- what the runtime reads ------------------------------------------------
 
     def held(self) -> dict[str, int]:
         with self._lock:
@@ -85,7 +99,15 @@ class LeaseCoordinator:
         with self._lock:
             self._held.pop(shard_id, None)
 
-    # -- one cycle ----------------------------------------------------------
+    def sync_shards(self, shards: Iterable[ShardLike]) -> list[str]:
+        """Bring the lease rows in line with discovery; returns new rows."""
+        return self._with_table(self._sync, list(shards))
+
+    def lease_row(self, shard_id: str) -> dict | None:
+        lease = self._with_table(LeaseTable.get, shard_id)
+        return None if lease is None else dataclasses.asdict(lease)
+
+    # -- the lease connection ----------------------------------------------------
 
     def _lease_table(self) -> LeaseTable:
         if self._table is None:
@@ -109,16 +131,27 @@ class LeaseCoordinator:
             except psycopg.Error:
                 log.debug("closing a failed lease connection", exc_info=True)
 
+    def _with_table(self, step, *args):
+        """Run one step on the lease connection. A database failure drops
+        the connection (the next step opens a new one) and surfaces as a
+        TransientError; so does a failed reconnect, which the connect
+        function reports as a ConfigError."""
+        with self._db_lock:
+            try:
+                return step(self._lease_table(), *args)
+            except (psycopg.Error, ConfigError) as exc:
+                self._drop_connection()
+                raise TransientError(
+                    "lease database call failed: "
+                    f"{str(exc).strip() or type(exc).__name__}"
+                ) from exc
+
+    # -- one cycle -----------------------------------------------------------------
+
     def run_once(self) -> None:
         """Heartbeat, renew what is held, give back ended shards, then take
-        free leases or steal one. Raises on database errors; the loop logs
-        them and goes on."""
-        try:
-            self._cycle(self._lease_table())
-        except psycopg.Error:
-            # The connection may be broken; the next cycle opens a new one.
-            self._drop_connection()
-            raise
+        free leases or steal one."""
+        self._with_table(self._cycle)
 
     def _cycle(self, table: LeaseTable) -> None:
         selector = str(self.selector)
@@ -136,11 +169,22 @@ class LeaseCoordinator:
         for lease in plan.release:
             self._release_ended(table, lease)
         for lease in plan.take:
-            self._acquire(table.take, lease, "took")
+            self._acquire(table, table.take, lease, "took")
         for lease in plan.steal:
-            self._acquire(table.steal, lease, "stole")
+            self._acquire(table, table.steal, lease, "stole")
 
         table.prune_workers(self.settings.dead_worker_retention_s)
+
+    def _sync(self, table: LeaseTable, shards: list) -> list[str]:
+        created = table.ensure_rows(shards)
+        if created:
+            log.info("stream %s: lease rows created for %s",
+                     self.stream_name, ", ".join(created))
+        pruned = table.prune_ended(shard.shard_id for shard in shards)
+        if pruned:
+            log.info("stream %s: rows of ended shards gone from the stream "
+                     "removed: %s", self.stream_name, ", ".join(pruned))
+        return created
 
     def _renew_held(self, table: LeaseTable) -> None:
         for shard_id, counter in self.held().items():
@@ -168,11 +212,9 @@ class LeaseCoordinator:
                           self.worker_id, shard_id)
 
     def _release_ended(self, table: LeaseTable, lease: Lease) -> None:
-        counter = self.held().get(lease.shard_id)
-        if counter is None:
-            return
         try:
-            released = table.release(lease.shard_id, self.worker_id, counter)
+            released = table.release(lease.shard_id, self.worker_id,
+                                     lease.lease_counter)
         except LeaseBusy:
             return  # the final commit is still going; next cycle
         self.forget(lease.shard_id)
@@ -180,13 +222,14 @@ class LeaseCoordinator:
             log.info("worker %s released ended shard %s",
                      self.worker_id, lease.shard_id)
 
-    def _acquire(self, move, lease: Lease, verb: str) -> None:
+    def _acquire(self, table: LeaseTable, move, lease: Lease,
+                 verb: str) -> None:
         try:
             got = move(lease.shard_id, self.worker_id, lease.owner,
                        lease.lease_counter)
         except LeaseBusy:
-            log.info("worker %s: shard %s is mid-commit; not taken now",
-                     self.worker_id, lease.shard_id)
+            log.info("worker %s: shard %s is mid-commit; not %s now",
+                     self.worker_id, lease.shard_id, verb)
             return
         if got is None:
             # Someone else moved it first; the next cycle sees the new state.
@@ -208,10 +251,9 @@ class LeaseCoordinator:
             log.exception("worker %s: could not start shard %s; releasing it",
                           self.worker_id, got.shard_id)
             self.forget(got.shard_id)
-            table = self._lease_table()
             table.release(got.shard_id, self.worker_id, got.lease_counter)
 
-    # -- the loop -------------------------------------------------------------
+    # -- the loop ------------------------------------------------------------------
 
     def lease_loop(self) -> None:
         """Run cycles until ``close()``; waits on the stop event between."""
@@ -221,13 +263,14 @@ class LeaseCoordinator:
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except (psycopg.Error, TransientError) as exc:
+            except TransientError as exc:
                 self.failed_cycles += 1
                 log.warning("worker %s lease cycle failed: %s",
-                            self.worker_id, str(exc).strip() or type(exc))
+                            self.worker_id, exc)
             except Exception:
-                # A bug must not silently end leasing: leases would expire
-                # while readers run on. Log it whole and keep cycling.
+                # A bug must not silently end leasing while readers run on.
+                # Log it whole and keep cycling; leases that cannot be
+                # renewed expire and the fence protects the data.
                 self.failed_cycles += 1
                 log.exception("worker %s lease cycle failed", self.worker_id)
             self._stop.wait(self.settings.cycle_interval_s)
@@ -244,29 +287,58 @@ class LeaseCoordinator:
         begun and readers are flushing)."""
         self._draining.set()
 
-    def close(self) -> dict[str, int]:
-        """Stop the loop, give back every lease, and leave the worker table,
-        so other workers take the shards at once. Call after in-flight
-        batches are committed. Returns {shard_id: counter} released."""
+    # -- giving everything back ----------------------------------------------------
+
+    def release_all(self) -> dict[str, int]:
+        """Give back every lease and leave the worker table, so other
+        workers take the shards at once. Call after in-flight batches are
+        committed. Returns {shard_id: new counter}; raises TransientError
+        when the database cannot be reached (the leases then expire)."""
         self._draining.set()
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(CLOSE_JOIN_TIMEOUT_S)
-        released: dict[str, int] = {}
         try:
-            table = self._lease_table()
-            released = table.release_all(self.worker_id)
-            table.forget_worker(self.worker_id)
-        except (psycopg.Error, TransientError) as exc:
-            log.warning(
-                "worker %s could not release its leases (they expire on "
-                "their own): %s", self.worker_id, str(exc).strip(),
-            )
+            released = self._with_table(self._leave)
         finally:
             with self._lock:
                 self._held.clear()
-            self._drop_connection()
         if released:
             log.info("worker %s released %d shards: %s", self.worker_id,
                      len(released), ", ".join(sorted(released)))
         return released
+
+    def _leave(self, table: LeaseTable) -> dict[str, int]:
+        try:
+            released = table.release_all(self.worker_id)
+        except LeaseBusy:
+            # A consumer is still committing on one of the rows. Give back
+            # the others one by one; that one expires on its own.
+            released = {}
+            for lease in table.list():
+                if lease.owner != self.worker_id:
+                    continue
+                try:
+                    if table.release(lease.shard_id, self.worker_id,
+                                     lease.lease_counter):
+                        released[lease.shard_id] = lease.lease_counter + 1
+                except LeaseBusy:
+                    log.warning("worker %s: shard %s still committing; its "
+                                "lease is left to expire", self.worker_id,
+                                lease.shard_id)
+        table.forget_worker(self.worker_id)
+        return released
+
+    def close(self) -> dict[str, int]:
+        """Stop the loop thread, then ``release_all()``; never raises for a
+        database that is gone (the leases expire on their own)."""
+        self._draining.set()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(CLOSE_JOIN_TIMEOUT_S)
+        try:
+            return self.release_all()
+        except TransientError as exc:
+            log.warning("worker %s could not release its leases (they "
+                        "expire on their own): %s", self.worker_id, exc)
+            return {}
+        finally:
+            with self._db_lock:
+                self._drop_connection()

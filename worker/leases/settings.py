@@ -34,17 +34,23 @@ DEAD_WORKER_RETENTION_S = 3600.0
 @dataclass(frozen=True, slots=True)
 class LeaseSettings:
     lease_duration_s: float = LEASE_DURATION_S
+    # None: a third of the lease duration (see CYCLES_PER_LEASE).
+    renew_interval_s: float | None = None
     max_steals_per_cycle: int = MAX_STEALS_PER_CYCLE
     dead_worker_retention_s: float = DEAD_WORKER_RETENTION_S
 
     def __post_init__(self):
         if self.lease_duration_s <= 0:
             raise ValueError("lease duration must be positive")
+        if not 0 < self.cycle_interval_s < self.lease_duration_s:
+            raise ValueError("renew interval must be under the lease duration")
         if self.max_steals_per_cycle < 0:
             raise ValueError("max steals per cycle must be >= 0")
 
     @property
     def cycle_interval_s(self) -> float:
+        if self.renew_interval_s is not None:
+            return self.renew_interval_s
         return self.lease_duration_s / CYCLES_PER_LEASE
 
     @property

@@ -203,6 +203,14 @@ class LeaseTable:
         )
         return [_lease(row) for row in rows]
 
+    def get(self, shard_id: str) -> Lease | None:
+        rows = self._run(
+            f"SELECT {LEASE_COLUMNS} FROM shard_leases "
+            "WHERE stream_name = %(stream)s AND shard_id = %(shard)s",
+            shard=shard_id,
+        )
+        return _lease(rows[0]) if rows else None
+
     def prune_ended(self, present_shard_ids: Iterable[str]) -> list[str]:
         """Delete rows of ended shards that discovery no longer lists (they
         aged out of the stream). Their children count a missing parent as
