@@ -1,5 +1,10 @@
 """``ven_last_seen``: the newest reading and arrival per VEN, only ever moving
-forward, whatever order shards deliver readings in."""
+forward, whatever order shards deliver readings in.
+
+Only readings this batch stored count: last_reading_at must name a reading
+that is in ven_telemetry, and a duplicate or a refused reading adds nothing
+new. So a VEN that only ever resends the same reading does not look alive.
+"""
 
 from collections.abc import Iterable
 

@@ -1,0 +1,144 @@
+"""Duplicates are counted, never stored twice, and never an error: within a
+batch, across batches, and when another worker stores the same reading
+while this batch is in flight."""
+
+import logging
+import threading
+
+from sink_support import (  # noqa: F401  (sink is a fixture)
+    SHARD,
+    T0,
+    add_lease,
+    batch,
+    count,
+    lease_row,
+    meta,
+    reading,
+    sink,
+)
+from worker.db.connect import connect
+from worker.sink import PostgresSink
+from worker.sink.partitions import create_partitions
+
+# Generous: a waiting thread on a busy two-core machine, not a timing claim.
+DEADLINE_S = 60.0
+
+
+def test_same_reading_twice_in_batch_and_once_later_stores_one(db, sink):
+    lease = add_lease(db)
+    first = reading("ven-001", 0, record=meta("10"))
+    again = reading("ven-001", 0, record=meta("11"), used_power_kw=9.9)
+
+    one = sink.write(batch(lease, [first, again], seq="11"))
+    two = sink.write(batch(lease, [reading("ven-001", 0, record=meta("12"))],
+                           seq="12"))
+
+    assert (one.stored, one.duplicates) == (1, 1)
+    assert (two.stored, two.duplicates) == (0, 1)
+    # The first one wins.
+    assert db.execute(
+        "SELECT used_power_kw, sequence_number FROM ven_telemetry"
+    ).fetchall() == [(3.18, "10")]
+    assert count(db, "ven_load_samples") == 2
+    row = lease_row(db)
+    assert (row["records_stored"], row["duplicates_dropped"]) == (1, 2)
+    assert row["checkpoint_sequence"] == "12"
+
+
+def test_batch_of_only_duplicates_moves_checkpoint(db, sink):
+    lease = add_lease(db)
+    sink.write(batch(lease, [reading("ven-1", 0), reading("ven-2", 0)],
+                     seq="1"))
+
+    result = sink.write(batch(lease, [reading("ven-2", 0),
+                                      reading("ven-1", 0)], seq="2"))
+
+    assert (result.stored, result.duplicates) == (0, 2)
+    assert lease_row(db)["checkpoint_sequence"] == "2"
+    assert count(db, "ven_telemetry") == 2
+
+
+def _wait_until_blocked_on_lock(db, pid: int) -> None:
+    pause = threading.Event()
+    for _ in range(int(DEADLINE_S / 0.05)):
+        waiting = db.execute(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity "
+            "WHERE pid = %s", (pid,)
+        ).fetchone()
+        if waiting and waiting[0]:
+            return
+        pause.wait(0.05)
+    raise AssertionError(f"backend {pid} never waited on a lock")
+
+
+def test_reading_stored_by_another_worker_mid_batch_counts_as_duplicate(
+    pg_url, migrated_schema, db, caplog
+):
+    caplog.set_level(logging.INFO, logger="worker.sink.load")
+    lease = add_lease(db)
+    shared = reading("ven-7", 0)
+    mine = [reading("ven-6", 0), shared, reading("ven-8", 0)]
+    create_partitions(db, [T0.date()])
+
+    # Another worker (reading a different shard) stores the shared reading
+    # and has not committed yet: this sink's probe cannot see the row, and
+    # its COPY has to wait on the other transaction's index entry.
+    other = connect(pg_url, migrated_schema)
+    other.execute(
+        "INSERT INTO ven_telemetry (ven_id, timestamp, raw_payload, shard_id) "
+        "VALUES (%s, %s, '{}', 'shardId-000000000009')",
+        (shared.ven_id, shared.timestamp),
+    )
+    sink = PostgresSink(connect(pg_url, migrated_schema))
+    outcome = {}
+    writer = threading.Thread(
+        target=lambda: outcome.update(result=sink.write(batch(lease, mine)))
+    )
+    writer.start()
+    try:
+        _wait_until_blocked_on_lock(db, sink._conn.info.backend_pid)
+    finally:
+        other.commit()
+        other.close()
+        writer.join(DEADLINE_S)
+    sink.close()
+
+    result = outcome["result"]
+    assert (result.stored, result.duplicates) == (2, 1)
+    assert sum(result.rejected.values()) == 0
+    assert db.execute(
+        "SELECT ven_id, shard_id FROM ven_telemetry ORDER BY ven_id"
+    ).fetchall() == [
+        ("ven-6", SHARD), ("ven-7", "shardId-000000000009"), ("ven-8", SHARD),
+    ]
+    assert count(db, "ven_load_samples") == 4
+    assert lease_row(db)["duplicates_dropped"] == 1
+    # The COPY met the other worker's row and was retried without it.
+    assert [r.args for r in caplog.records
+            if r.name == "worker.sink.load"] == [(1,)]
+
+
+def test_unique_violation_is_never_raised_when_probe_misses(
+    db, sink, monkeypatch
+):
+    """The probe is the seam: make it miss once, as a race would."""
+    from worker.sink import load
+
+    lease = add_lease(db)
+    sink.write(batch(lease, [reading("ven-1", 0)], seq="1"))
+    real_probe = load._stored_positions
+    calls = []
+
+    def probe_missing_first(cur, readings):
+        calls.append(len(readings))
+        return set() if len(calls) == 1 else real_probe(cur, readings)
+
+    monkeypatch.setattr(load, "_stored_positions", probe_missing_first)
+    result = sink.write(batch(lease, [reading("ven-2", 0),
+                                      reading("ven-1", 0)], seq="2"))
+
+    assert (result.stored, result.duplicates) == (1, 1)
+    assert len(calls) == 2
+    assert count(db, "ven_telemetry") == 2
+    assert count(db, "ven_load_samples") == 4
+    assert lease_row(db)["checkpoint_sequence"] == "2"
