@@ -84,8 +84,9 @@ def plan_cycle(
     if need <= 0:
         return plan
 
-    # A lease still in this worker's name but not in ``held`` is left from an
-    # earlier run of the same worker id: take it again under a new counter.
+    # A lease in this worker's name that it does not hold (left by an earlier
+    # run of the same worker id, or forgotten by the runtime after a failed
+    # consumer) is taken again under a new counter: a retry.
     takeable = [
         lease
         for lease in candidates

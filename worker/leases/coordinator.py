@@ -228,13 +228,13 @@ class LeaseCoordinator:
             got = move(lease.shard_id, self.worker_id, lease.owner,
                        lease.lease_counter)
         except LeaseBusy:
-            log.info("worker %s: shard %s is mid-commit; not %s now",
-                     self.worker_id, lease.shard_id, verb)
+            log.info("worker %s: shard %s is mid-commit; next cycle",
+                     self.worker_id, lease.shard_id)
             return
         if got is None:
             # Someone else moved it first; the next cycle sees the new state.
-            log.debug("worker %s: shard %s moved before it could be %s",
-                      self.worker_id, lease.shard_id, verb)
+            log.debug("worker %s: shard %s changed hands first; skipped",
+                      self.worker_id, lease.shard_id)
             return
         with self._lock:
             self._held[got.shard_id] = got.lease_counter
