@@ -64,8 +64,14 @@ class Reason(str, Enum):
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     BAD_FIELD = "bad_field"
     TOO_MANY_LOADS = "too_many_loads"
+    # A KPL aggregate whose checksum or protobuf is broken: no user record
+    # inside it can be trusted, so the whole record is kept as one reject.
+    BAD_AGGREGATE = "bad_aggregate"
     # Found by PostgreSQL during the load, after every check in Python passed.
     DATABASE_REFUSED = "database_refused"
+    # The decoder itself failed on this input (a bug): the record is kept so
+    # it can be replayed once the bug is fixed, and the shard moves on.
+    DECODER_ERROR = "decoder_error"
 
 
 @dataclass(slots=True)
