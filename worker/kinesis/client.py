@@ -216,6 +216,23 @@ class KinesisClient:
         )
         return retrying(self._do, operation, **kwargs)
 
+    def check_stream(self, stream: str, endpoint: str | None) -> None:
+        """One attempt, at start-up: the stream exists and can be reached.
+        Fails with one clear line instead of retrying forever."""
+        where = endpoint or "AWS"
+        try:
+            self._do("describe_stream_summary", StreamName=stream)
+        except StreamNotFound:
+            raise ConfigError(
+                f"Kinesis stream {stream!r} does not exist at {where}: create "
+                "it or set STREAM_NAME") from None
+        except RetriableKinesisError as exc:
+            raise ConfigError(
+                f"cannot reach Kinesis at {where} ({exc.cause}): check "
+                "KINESIS_ENDPOINT / AWS_REGION and the network") from None
+        except KinesisError as exc:
+            raise ConfigError(f"Kinesis at {where} refused: {exc}") from None
+
     def describe_stream(self, stream: str) -> dict:
         return self._call(
             "describe_stream_summary", StreamName=stream

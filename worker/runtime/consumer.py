@@ -18,6 +18,7 @@ from tenacity import Retrying, retry_if_exception, wait_exponential_jitter
 from worker.errors import LeaseLost, TransientError
 from worker.kinesis.client import Page
 from worker.kinesis.reader import ShardReader
+from worker.records.model import Reading
 from worker.runtime.decode_page import decode_page
 from worker.sink.batch import SHARD_END, Batch, Checkpoint, LeaseToken
 
@@ -178,7 +179,11 @@ class ShardConsumer(threading.Thread):
                   result.stored, result.duplicates,
                   sum(result.rejected.values()), elapsed)
         if self._observer:
-            self._observer.batch_stored(shard, result, page, elapsed)
+            readings = [i for i in items if isinstance(i, Reading)]
+            newest = max((r.timestamp for r in readings), default=None)
+            samples = sum(len(r.samples) for r in readings)
+            self._observer.batch_stored(shard, result, page, elapsed,
+                                        newest=newest, samples=samples)
 
     def _lag_is_stale(self, page: Page) -> bool:
         return (page.millis_behind_latest != self._last_lag

@@ -1,13 +1,16 @@
 """The worker process: discovers shards, keeps leases, runs one consumer per
 held shard, and shuts down cleanly.
 
-One control loop (this module) owns every decision about which shards run;
-consumers only read and store. The loop ticks at the lease renewal interval:
+The lease coordinator runs its own loop (heartbeat, renew, take, steal), so
+a slow batch never delays a renewal. This module's control loop owns every
+decision about which consumers run; consumers only read and store. It wakes
+when a lease is acquired or lost, and at least every ``CONTROL_TICK_S``:
 
 1. discover shards (at start, on a timer, and at once after a shard ends);
-2. one lease cycle: heartbeat, renew, take, maybe steal;
-3. start consumers for newly held shards, stop those whose lease moved;
-4. keep daily partitions ahead of time and drop expired ones.
+2. start consumers for held shards that have none (a consumer that failed is
+   restarted this way, from the last committed checkpoint), stop those whose
+   lease moved away;
+3. keep daily partitions ahead of time and drop expired ones.
 
 Shutdown (SIGTERM/SIGINT): stop fetching, let in-flight batches commit,
 release every lease so another worker takes them at once, exit 0.
@@ -16,13 +19,13 @@ release every lease so another worker takes them at once, exit 0.
 import logging
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 from worker.errors import WorkerError
 from worker.kinesis.client import KinesisClient
 from worker.kinesis.reader import ShardReader, StartPosition
 from worker.runtime.consumer import ByteBudget, ShardConsumer
-from worker.sink.batch import Checkpoint, LeaseToken
+from worker.sink.batch import SHARD_END, Checkpoint, LeaseToken
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +37,21 @@ SHUTDOWN_GRACE_S = 20.0
 # plenty when partitions are created days ahead.
 PARTITION_UPKEEP_INTERVAL_S = 3600.0
 
+# How often the control loop looks without being woken. Lease changes wake it
+# at once; this only bounds how soon a failed consumer is restarted.
+CONTROL_TICK_S = 1.0
+
 
 class Worker:
     """Wires the pieces together. Everything it needs is passed in, so tests
     can run several workers in one process against real services."""
 
     def __init__(self, *, stream: str, kinesis: KinesisClient, leases,
-                 lease_reader, sink_factory, partition_upkeep, decode_policy,
+                 sink_factory, partition_upkeep, decode_policy,
                  settings, observer=None, stop: threading.Event | None = None):
         self.stream = stream
         self._kinesis = kinesis
-        self._leases = leases  # LeaseCoordinator
-        self._lease_reader = lease_reader  # shard_id -> lease row (dict)
+        self._leases = leases  # LeaseCoordinator, its loop already started
         self._sink_factory = sink_factory
         self._partition_upkeep = partition_upkeep
         self._policy = decode_policy
@@ -55,6 +61,7 @@ class Worker:
         self._budget = ByteBudget(settings.max_inflight_bytes)
         self._consumers: dict[str, ShardConsumer] = {}
         self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._discover_now = threading.Event()
         self._last_discovery = 0.0
         self._last_upkeep = 0.0
@@ -62,11 +69,15 @@ class Worker:
     # -- the control loop --------------------------------------------------
 
     def run(self) -> int:
-        log.info("worker starting on stream %s", self.stream)
+        log.info("worker %s starting on stream %s",
+                 self._leases.worker_id, self.stream)
         try:
+            self._control_step()  # discover before the first lease cycle
+            self._leases.start()
             while not self.stop.is_set():
                 self._control_step()
-                self.stop.wait(self._settings.renew_interval_s)
+                self._wake.wait(CONTROL_TICK_S)
+                self._wake.clear()
         finally:
             self._shutdown()
         return 0
@@ -79,7 +90,6 @@ class Worker:
                 self._discover_now.clear()
                 self._discover()
                 self._last_discovery = now
-            self._leases.run_once()
             self._reconcile_consumers()
             if now - self._last_upkeep >= PARTITION_UPKEEP_INTERVAL_S:
                 self._partition_upkeep(datetime.now(timezone.utc).date())
@@ -92,6 +102,28 @@ class Worker:
             log.exception("control cycle failed")
         if self._observer:
             self._observer.control_tick()
+            self._observer.leases(len(self._leases.held()))
+
+    def attach_leases(self, coordinator) -> None:
+        """The coordinator is built after the worker, because its callbacks
+        are the worker's methods."""
+        self._leases = coordinator
+
+    # -- hooks for the lease coordinator (called on its thread) -------------
+
+    def lease_acquired(self, lease) -> None:
+        self._wake.set()
+
+    def lease_lost(self, shard_id: str, counter: int) -> None:
+        with self._lock:
+            consumer = self._consumers.get(shard_id)
+        if consumer is not None and consumer.lease.lease_counter == counter:
+            consumer.own_stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Make the control loop look now (used by shutdown)."""
+        self._wake.set()
 
     def _discover(self) -> None:
         shards = self._kinesis.list_shards(self.stream)
@@ -111,9 +143,10 @@ class Worker:
                     self._start_consumer(shard_id, counter)
 
     def _start_consumer(self, shard_id: str, counter: int) -> None:
-        row = self._lease_reader(shard_id)
-        if row is None or row["lease_counter"] != counter:
-            return  # changed under us; the next cycle sees the truth
+        row = self._leases.lease_row(shard_id)
+        if (row is None or row["lease_counter"] != counter
+                or row["checkpoint_sequence"] == SHARD_END):
+            return  # changed under us, or ended; the coordinator settles it
         settings = self._settings
         start = StartPosition(
             checkpoint_sequence=row["checkpoint_sequence"],
@@ -147,18 +180,26 @@ class Worker:
             if self._consumers.get(shard_id) is consumer:
                 del self._consumers[shard_id]
         if reason == "shard_end":
-            # Children become eligible now; find them without waiting.
+            # Children become eligible now; find them without waiting. The
+            # coordinator gives the ended lease back on its next cycle.
             self._discover_now.set()
+        elif reason == "lease_lost":
             self._leases.forget(shard_id)
-        elif reason in ("lease_lost", "failed"):
-            self._leases.forget(shard_id)
+        # "failed": the lease is still ours; the control loop restarts the
+        # consumer from the last committed checkpoint on a later tick.
         log.info("shard %s consumer finished: %s", shard_id, reason)
+        if self._observer:
+            self._observer.reader_stopped(shard_id)
+        self._wake.set()
 
     # -- shutdown ----------------------------------------------------------
 
     def _shutdown(self) -> None:
         log.info("worker stopping: committing in-flight batches")
+        if self._observer:
+            self._observer.stopping()
         self.stop.set()
+        self._leases.drain()
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
         with self._lock:
             consumers = list(self._consumers.values())
@@ -168,13 +209,6 @@ class Worker:
                 log.warning("shard %s consumer still busy at shutdown; its "
                             "batch will be re-read by the next owner",
                             consumer.lease.shard_id)
-        try:
-            self._leases.release_all()
-            log.info("leases released")
-        except Exception as exc:
-            log.warning("could not release leases (%s); they expire in "
-                        "%.0f s", exc, self._settings.lease_duration_s)
+        # Stops the lease loop and gives every lease back (never raises).
+        self._leases.close()
 
-
-def today_utc() -> date:
-    return datetime.now(timezone.utc).date()

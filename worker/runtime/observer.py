@@ -1,0 +1,54 @@
+"""What the consumers and the control loop report, turned into metrics and
+health. Keeps ``observe/`` free of any knowledge of batches and pages."""
+
+from worker.kinesis.client import Page
+from worker.observe import Observability
+from worker.sink.batch import BatchResult
+
+
+class RuntimeObserver:
+    def __init__(self, observe: Observability, budget=None):
+        self._metrics = observe.metrics
+        self._health = observe.health
+        self._budget = budget
+
+    def batch_stored(self, shard_id: str, result: BatchResult, page: Page,
+                     seconds: float, newest=None, samples: int = 0) -> None:
+        m = self._metrics
+        m.records_read(shard_id, len(page.records))
+        m.readings_stored(shard_id, result.stored, samples)
+        if result.duplicates:
+            m.duplicates_skipped(shard_id, result.duplicates)
+        for reason, n in result.rejected.items():
+            m.rejected(reason, n)
+        m.batch_took(shard_id, seconds)
+        m.behind_latest(shard_id, page.millis_behind_latest)
+        if newest is not None:
+            m.newest_reading(shard_id, newest)
+        if self._budget is not None:
+            m.inflight_bytes(self._budget.used)
+        self._health.reader_progressed(shard_id)
+
+    def commit_took(self, shard_id: str, seconds: float) -> None:
+        self._metrics.commit_took(shard_id, seconds)
+
+    def progress(self, shard_id: str) -> None:
+        self._health.reader_progressed(shard_id)
+
+    def reader_stopped(self, shard_id: str) -> None:
+        self._health.reader_stopped(shard_id)
+        self._metrics.forget_shard(shard_id)
+
+    def retry(self, cause: str) -> None:
+        self._metrics.retried(cause)
+
+    def leases(self, held: int, change: str | None = None) -> None:
+        self._metrics.leases_held(held)
+        if change:
+            self._metrics.lease_changed(change)
+
+    def control_tick(self) -> None:
+        self._health.lease_loop_ticked()
+
+    def stopping(self) -> None:
+        self._health.stopping()
