@@ -71,7 +71,8 @@ def build_worker(settings, stop: threading.Event, observe: Observability,
     coordinator = LeaseCoordinator(
         lambda: connect(url, schema, autocommit=True),
         settings.stream_name, settings.worker_id, selector,
-        LeaseSettings(lease_duration_s=settings.lease_duration_s),
+        LeaseSettings(lease_duration_s=settings.lease_duration_s,
+                      renew_interval_s=settings.renew_interval_s),
         on_acquired=worker.lease_acquired, on_lost=worker.lease_lost)
     worker.attach_leases(coordinator)
     return worker
