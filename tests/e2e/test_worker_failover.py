@@ -4,9 +4,7 @@ stream is in the table exactly once."""
 
 import signal
 
-import pytest
-
-from tests.e2e.worker_harness import (
+from tests.e2e.worker_harness import (  # noqa: F401 (start_worker fixture)
     TEST_LEASE_DURATION_S,
     Producer,
     WorkerProcess,
@@ -14,25 +12,11 @@ from tests.e2e.worker_harness import (
     lease_owners,
     put_readings,
     reading,
+    start_worker,
     stored_count,
     wait_until,
     worker_env,
 )
-
-
-@pytest.fixture
-def start_worker(pg_url, migrated_schema, localstack_endpoint, tmp_path):
-    started = []
-
-    def start(name: str, stream: str, shards: str = "all") -> WorkerProcess:
-        env = worker_env(pg_url, migrated_schema, localstack_endpoint, stream)
-        proc = WorkerProcess(name, env, tmp_path, shards)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
 
 
 def test_workers_balance_rebalance_and_survive_sigkill(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import psycopg
+import pytest
 
 # Short leases make failover quick in tests; a third of this is the renewal
 # cycle. Deadlines below are generous bounds for a loaded 2-core machine, not
@@ -181,3 +182,18 @@ def assert_exactly_once(pg_url: str, schema: str, sent: list) -> None:
     assert len(stored) == len(expected)
     assert dups == 0, f"{dups} records were processed twice"
     assert rejects == 0
+
+
+@pytest.fixture
+def start_worker(pg_url, migrated_schema, localstack_endpoint, tmp_path):
+    started = []
+
+    def start(name: str, stream: str, shards: str = "all") -> WorkerProcess:
+        env = worker_env(pg_url, migrated_schema, localstack_endpoint, stream)
+        proc = WorkerProcess(name, env, tmp_path, shards)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
