@@ -401,6 +401,8 @@ class Forwarder:
             )
             self.given_up += 1
             return None
+        log.debug("holding %d bytes from %s, key %s",
+                  len(payload), topic, message.key)
         return batch.add(message)
 
     def _put(self, batch: list[Message]) -> None:
@@ -529,8 +531,6 @@ def connect_mqtt(args, forwarder: Forwarder):
                         where, reason)
 
     def on_message(client, userdata, message):
-        log.debug("received %d bytes on %s (mid %d)",
-                  len(message.payload), message.topic, message.mid)
         forwarder.accept(message.topic, message.payload)
 
     client.on_connect = on_connect

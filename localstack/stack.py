@@ -236,7 +236,9 @@ def _is_localstack(pid: int) -> bool:
     """Guards against a recycled pid: the recorded process must still be a
     LocalStack runtime before it is signalled."""
     shown = subprocess.run(
-        ["ps", "-o", "command=", "-p", str(pid)],
+        # -ww: ps cuts lines at 80 columns when not writing to a terminal,
+        # and the interpreter's path alone can be longer than that.
+        ["ps", "-ww", "-o", "command=", "-p", str(pid)],
         capture_output=True, text=True, check=False,
     )
     return "localstack.runtime.main" in shown.stdout
