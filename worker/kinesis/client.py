@@ -17,7 +17,7 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from worker.errors import ConfigError, WorkerError
@@ -178,8 +178,8 @@ class KinesisClient:
         self._client = boto_client
         self._stop = stop or threading.Event()
         self._on_retry = on_retry
-        self._wait = wait_exponential_jitter(
-            initial=backoff_initial_s, max=backoff_max_s
+        self._wait = wait_random_exponential(
+            multiplier=backoff_initial_s, max=backoff_max_s
         )
 
     # -- one attempt each ------------------------------------------------

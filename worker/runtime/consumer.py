@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
-from tenacity import Retrying, retry_if_exception, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception, wait_random_exponential
 
 from worker.errors import LeaseLost, TransientError
 from worker.kinesis.client import Page
@@ -204,7 +204,7 @@ class ShardConsumer(threading.Thread):
         # LeaseLost from the fenced commit itself.
         retrying = Retrying(
             retry=retry_if_exception(_is_transient_db_error),
-            wait=wait_exponential_jitter(initial=DB_BACKOFF_INITIAL_S,
+            wait=wait_random_exponential(multiplier=DB_BACKOFF_INITIAL_S,
                                          max=DB_BACKOFF_MAX_S),
             stop=lambda state: self._global_stop.is_set(),
             sleep=self._global_stop.wait,
