@@ -89,6 +89,9 @@ def _parse(message: bytes):
 
 def _user_records(aggregate) -> list[UserRecord]:
     keys = list(aggregate.partition_key_table)
+    # The protobuf runtime hands back bytes for a key that is not UTF-8.
+    if not all(type(key) is str for key in keys):
+        raise AggregateError("KPL partition key table holds non-UTF-8 keys")
     out: list[UserRecord] = []
     for index, record in enumerate(aggregate.records):
         key_index = record.partition_key_index
