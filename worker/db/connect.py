@@ -44,13 +44,22 @@ def connection_options(schema: str) -> str:
     return f"-c search_path={check_schema_name(schema)} -c timezone=UTC"
 
 
-def connect(url: str, schema: str = "public", **kwargs) -> psycopg.Connection:
+# Shown in pg_stat_activity, so an operator can tell the worker's sessions
+# (and which worker they belong to) from everyone else's.
+APPLICATION_NAME = "ven-worker"
+
+
+def connect(url: str, schema: str = "public",
+            application_name: str = APPLICATION_NAME,
+            **kwargs) -> psycopg.Connection:
     """Open one connection, or raise ConfigError with one clear line."""
     try:
         return psycopg.connect(
             url,
             options=connection_options(schema),
             connect_timeout=CONNECT_TIMEOUT_S,
+            # pg_stat_activity keeps 63 bytes of it.
+            application_name=application_name[:63],
             **kwargs,
         )
     except psycopg.OperationalError as exc:

@@ -39,6 +39,7 @@ def build_worker(settings, stop: threading.Event, observe: Observability,
     """Everything a worker needs, from settings. ``kinesis`` may be given
     (tests pass one with injected faults)."""
     url, schema = settings.database_url, settings.pg_schema
+    app_name = f"ven-worker {settings.worker_id}"
     selector = parse_selector(settings.shards)
     check_database(url, schema)
     if kinesis is None:
@@ -52,7 +53,7 @@ def build_worker(settings, stop: threading.Event, observe: Observability,
         partitions_ahead_days=settings.partitions_ahead_days)
 
     def sink_factory() -> PostgresSink:
-        return PostgresSink(connect(url, schema), sink_settings)
+        return PostgresSink(connect(url, schema, app_name), sink_settings)
 
     def partition_upkeep(today) -> None:
         sink = sink_factory()
@@ -69,7 +70,7 @@ def build_worker(settings, stop: threading.Event, observe: Observability,
                     partition_upkeep=partition_upkeep, decode_policy=policy,
                     settings=settings, observer=observer, stop=stop)
     coordinator = LeaseCoordinator(
-        lambda: connect(url, schema, autocommit=True),
+        lambda: connect(url, schema, app_name, autocommit=True),
         settings.stream_name, settings.worker_id, selector,
         LeaseSettings(lease_duration_s=settings.lease_duration_s,
                       renew_interval_s=settings.renew_interval_s),
