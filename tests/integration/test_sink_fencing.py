@@ -177,3 +177,23 @@ def test_connection_with_a_transaction_open_is_refused(db, pg_url,
     sink.close()
 
     assert _nothing_written(db)
+
+
+def test_batch_retried_after_its_commit_went_through_is_not_stored_again(
+    db, sink
+):
+    """The COMMIT succeeded but its acknowledgement was lost, so the caller
+    retries the same batch: rejects must not be filed twice, nor the lease
+    counters moved twice."""
+    lease = add_lease(db)
+    items = _mixed_items()
+    sink.write(batch(lease, items, seq="3", lag=100))
+    before = lease_row(db)
+
+    result = sink.write(batch(lease, items, seq="3", lag=100))
+
+    assert (result.stored, result.duplicates) == (0, 3)
+    assert sum(result.rejected.values()) == 0
+    assert count(db, "ingest_rejects") == 1
+    assert count(db, "ven_telemetry") == 2
+    assert lease_row(db) == before

@@ -9,10 +9,10 @@ ownership finds no row and stores nothing.
 import psycopg
 
 from worker.errors import LeaseLost
-from worker.sink.batch import Batch, LeaseToken
+from worker.sink.batch import Batch, Checkpoint, LeaseToken
 
 _LOCK_SQL = """
-SELECT 1 FROM shard_leases
+SELECT checkpoint_sequence, checkpoint_sub_sequence FROM shard_leases
 WHERE stream_name = %s AND shard_id = %s AND owner = %s AND lease_counter = %s
 FOR UPDATE
 """
@@ -31,17 +31,34 @@ WHERE stream_name = %s AND shard_id = %s
 """
 
 
-def lock_lease(cur: psycopg.Cursor, lease: LeaseToken) -> None:
-    """Lock the lease row for this transaction, or raise LeaseLost."""
+def lock_lease(cur: psycopg.Cursor, lease: LeaseToken) -> Checkpoint | None:
+    """Lock the lease row for this transaction and return its checkpoint
+    (None: none yet), or raise LeaseLost."""
     cur.execute(
         _LOCK_SQL,
         (lease.stream_name, lease.shard_id, lease.owner, lease.lease_counter),
     )
-    if cur.fetchone() is None:
+    row = cur.fetchone()
+    if row is None:
         raise LeaseLost(
             f"shard {lease.shard_id} of {lease.stream_name} is no longer "
             f"held by {lease.owner} under lease counter {lease.lease_counter}"
         )
+    sequence, sub_sequence = row
+    return None if sequence is None else Checkpoint(sequence, sub_sequence)
+
+
+def already_committed(batch: Batch, committed: Checkpoint | None) -> bool:
+    """Whether this batch is one whose commit already happened.
+
+    A batch's checkpoint is the position of its last record, and a reader
+    reads from after the committed checkpoint, so a batch with records that
+    ends exactly at it can only be the same batch again: its COMMIT went
+    through but the acknowledgement was lost, and the caller retried.
+    Storing it again would file its rejects twice and count its readings
+    as duplicates on the lease row.
+    """
+    return bool(batch.items) and committed == batch.checkpoint
 
 
 def move_checkpoint(

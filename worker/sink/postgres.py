@@ -22,7 +22,7 @@ from psycopg.pq import TransactionStatus
 from worker.errors import WorkerError
 from worker.records.model import Reading, Reject
 from worker.sink.batch import Batch, BatchResult
-from worker.sink.fence import lock_lease, move_checkpoint
+from worker.sink.fence import already_committed, lock_lease, move_checkpoint
 from worker.sink.last_seen import touch_last_seen
 from worker.sink.load import PartitionsMissing, load_readings
 from worker.sink.partitions import (
@@ -100,7 +100,15 @@ class PostgresSink:
 
     def _write_once(self, batch, readings, repeats, rejects) -> BatchResult:
         with self._conn.transaction(), self._conn.cursor() as cur:
-            lock_lease(cur, batch.lease)
+            committed = lock_lease(cur, batch.lease)
+            if already_committed(batch, committed):
+                log.info(
+                    "shard %s batch up to %s/%s was committed before (the "
+                    "acknowledgement was lost); nothing written again",
+                    batch.lease.shard_id, committed.sequence_number,
+                    committed.sub_sequence_number,
+                )
+                return BatchResult(0, len(batch.items), collections.Counter())
 
             outcome = load_readings(cur, readings)
             rejects = rejects + outcome.refused

@@ -12,7 +12,7 @@ value it cannot hold becomes a DATABASE_REFUSED reject carrying its own
 error message, and nothing is stored wrong.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from worker.records.model import SAMPLE_COLUMNS, Reading, Reason, Reject
