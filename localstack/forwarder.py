@@ -61,7 +61,8 @@ MAX_QUEUED = 100_000
 
 # Retry of throttled or failed puts: first wait 100 ms, doubling to at most
 # 5 s, full jitter; ten attempts ride out about half a minute of outage
-# before a record is given up (with a warning naming it).
+# before a record is given up (with a warning naming it). During such an
+# outage a SIGTERM waits for the same retries before the process exits.
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 5.0
 MAX_PUT_ATTEMPTS = 10

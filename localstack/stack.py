@@ -368,7 +368,9 @@ def ensure_installed(say: Say = _say_stderr) -> Path:
 
 
 def _host_env(venv: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    # The caller's PYTHONPATH belongs to another interpreter (often the
+    # project's 3.11 venv) and would break LocalStack's imports.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(
         GATEWAY_LISTEN=f"{HOST}:{PORT}",
         SERVICES="kinesis",
@@ -400,8 +402,8 @@ def _start_host(python: Path, say: Say) -> dict:
             [str(python), "-m", "localstack.runtime.main"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=_host_env(venv), cwd=run_dir(),
-            # Its own process group: a Ctrl-C meant for the caller does not
-            # reach it, and ``down`` can end it with its kinesis-mock child.
+            # A session of its own: a Ctrl-C meant for the caller (``up`` or
+            # a test run) does not reach it; it ends only through ``down``.
             start_new_session=True,
         )
     _children[child.pid] = child
