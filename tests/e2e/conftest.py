@@ -2,17 +2,13 @@
 forwarder and an MQTT publisher.
 
 Every test in this folder is marked ``e2e``. LocalStack comes from
-localstack/stack.py: LOCALSTACK_ENDPOINT when set,
-else whatever answers on 127.0.0.1:4566, else one started for the session
-(installed on first use, about a minute and a half). A LocalStack started by
-a session is stopped when the last session using it ends, so sessions that
-run at the same time share one and never stop it under each other.
-
-The scripts in localstack/ are loaded by file path: that folder must not be
-importable as a package, or it would shadow LocalStack itself.
+localstack/stack.py: LOCALSTACK_ENDPOINT when set, else whatever answers on
+127.0.0.1:4566, else one started for the session (installed on first use,
+about a minute and a half). A LocalStack started by a session is stopped when
+the last session using it ends, so sessions that run at the same time share
+one and never stop it under each other.
 """
 
-import importlib.util
 import signal
 import subprocess
 import sys
@@ -22,9 +18,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from localstack_scripts import SCRIPTS, load_script
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ROOT / "localstack"
+ROOT = SCRIPTS.parent
 
 # Generous waits for things that take a second or two here; a slow CI
 # machine must not turn them into failures.
@@ -35,21 +31,6 @@ FORWARDER_EXIT_S = 60
 MQTT_HOST = "127.0.0.1"
 MQTT_PORT = 1883
 METERING_TOPIC = "volttron/metering"
-
-
-def load_script(name: str):
-    """Import localstack/<name>.py as module ``ls_<name>``, once."""
-    module_name = f"ls_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(
-        module_name, SCRIPTS / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
 
 _stack = load_script("stack")
 

@@ -2,28 +2,14 @@
 forwarder.py), against a stub Kinesis client: faults injected at the one
 seam, sleeps recorded instead of taken."""
 
-import importlib.util
 import logging
-import sys
-from pathlib import Path
 
 import botocore.exceptions
 import pytest
+from localstack_scripts import load_script
 
+fw = load_script("forwarder")
 
-def _load_forwarder():
-    # localstack/ is a folder of scripts, not a package (a package of that
-    # name would shadow LocalStack), so the module is loaded by path.
-    name = "ls_forwarder"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "localstack/forwarder.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-fw = _load_forwarder()
 
 NO_WAIT = fw.Backoff(initial=0)
 

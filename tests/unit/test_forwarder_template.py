@@ -1,31 +1,17 @@
 """Partition-key templates of the IoT-rule forwarder (localstack/forwarder.py),
 rendered without a broker or a stream."""
 
-import importlib.util
 import json
 import re
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from localstack_scripts import load_script
 
+fw = load_script("forwarder")
 
-def _load_forwarder():
-    # localstack/ is a folder of scripts, not a package (a package of that
-    # name would shadow LocalStack), so the module is loaded by path.
-    name = "ls_forwarder"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "localstack/forwarder.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-fw = _load_forwarder()
 
 TOPIC = "volttron/metering"
 READING = b'{"venId": "ven-0042", "usedPowerKw": 3.18, "meta": {"site": 7}}'

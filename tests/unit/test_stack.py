@@ -5,28 +5,14 @@ Stand-in "LocalStack" processes are sleepers whose command line carries the
 runtime's module name behind a long path, as a real one does.
 """
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from localstack_scripts import load_script
 
-
-def _load_stack():
-    # localstack/ is a folder of scripts, not a package (a package of that
-    # name would shadow LocalStack), so the module is loaded by path.
-    name = "ls_stack"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "localstack/stack.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-stack = _load_stack()
+stack = load_script("stack")
 
 
 @pytest.fixture(autouse=True)
