@@ -1,4 +1,4 @@
-"""One test per line of the shared cases file, read at test time.
+"""One test per line of the cases file (tests/fixtures/cases), read at test time.
 
 Each case asserts the decoder's part of the expected outcome. The parts that
 happen in PostgreSQL (duplicates counted, a value the database refuses) are
@@ -14,7 +14,7 @@ import pytest
 
 from worker.records import Reading, Reason, RecordMeta, Reject, decode_record
 
-CASES_FILE = Path("/work/shared/cases/cases.jsonl")
+CASES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "cases" / "cases.jsonl"
 
 ARRIVED = datetime(2025, 12, 1, 0, 0, 30, tzinfo=UTC)
 

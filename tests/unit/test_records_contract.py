@@ -1,4 +1,4 @@
-"""One test per payload shape in the shared contract, asserting the values
+"""One test per payload shape in the contract (tests/fixtures), asserting the values
 that must be stored (see the contract README)."""
 
 import json
@@ -16,7 +16,7 @@ from worker.records import (
     decode_record,
 )
 
-CONTRACT = Path("/work/shared/contract")
+CONTRACT = Path(__file__).resolve().parents[1] / "fixtures" / "contract"
 
 META = RecordMeta("shardId-000000000000", "49590", 0,
                   datetime(2025, 12, 1, 0, 1, tzinfo=UTC), "ven-0042")
