@@ -153,17 +153,19 @@ def test_list_sees_only_its_own_stream(table, db):
     ]
 
 
-def test_prune_ended_deletes_only_ended_rows_gone_from_the_stream(table, db):
-    table.ensure_rows(even_shards(3))
+def test_prune_gone_deletes_rows_gone_from_the_stream(table, db):
+    table.ensure_rows(even_shards(4))
     db.execute(
         f"UPDATE shard_leases SET checkpoint_sequence = '{SHARD_END}' "
         "WHERE shard_id IN (%s, %s)", (shard_id(0), shard_id(1)),
     )
 
-    pruned = table.prune_ended([shard_id(1)])
-    nothing = table.prune_ended([])
+    # Shard 0 ended and aged out; shard 3 aged out before it was read to
+    # the end (its records expired): both rows go, so children may start.
+    pruned = table.prune_gone([shard_id(1), shard_id(2)])
+    nothing = table.prune_gone([])
 
-    assert pruned == [shard_id(0)]
+    assert pruned == [(shard_id(0), True), (shard_id(3), False)]
     assert nothing == []
     assert [lease.shard_id for lease in table.list()] == [
         shard_id(1), shard_id(2)

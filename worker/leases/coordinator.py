@@ -180,10 +180,16 @@ class LeaseCoordinator:
         if created:
             log.info("stream %s: lease rows created for %s",
                      self.stream_name, ", ".join(created))
-        pruned = table.prune_ended(shard.shard_id for shard in shards)
-        if pruned:
-            log.info("stream %s: rows of ended shards gone from the stream "
-                     "removed: %s", self.stream_name, ", ".join(pruned))
+        for shard_id, had_ended in table.prune_gone(
+                shard.shard_id for shard in shards):
+            if had_ended:
+                log.info("stream %s: shard %s aged out of the stream; its "
+                         "lease row is removed", self.stream_name, shard_id)
+            else:
+                log.warning("stream %s: shard %s left the stream before it "
+                            "was read to the end (its records expired); "
+                            "its children may start", self.stream_name,
+                            shard_id)
         return created
 
     def _renew_held(self, table: LeaseTable) -> None:

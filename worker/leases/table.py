@@ -211,21 +211,25 @@ class LeaseTable:
         )
         return _lease(rows[0]) if rows else None
 
-    def prune_ended(self, present_shard_ids: Iterable[str]) -> list[str]:
-        """Delete rows of ended shards that discovery no longer lists (they
-        aged out of the stream). Their children count a missing parent as
-        done, as they did an ended one. Refuses an empty list, which would
-        more likely mean a failed discovery than an empty stream."""
+    def prune_gone(self, present_shard_ids: Iterable[str]
+                   ) -> list[tuple[str, bool]]:
+        """Delete rows of shards that discovery no longer lists: they aged
+        out of the stream, and whatever they held is gone with them. Their
+        children count a missing parent as done, so a parent that vanished
+        before it was read to the end cannot block its children forever.
+        Returns (shard_id, had_ended) for each row removed. Refuses an empty
+        list, which would more likely mean a failed discovery than an empty
+        stream."""
         present = sorted(set(present_shard_ids))
         if not present:
             return []
         rows = self._run(
             "DELETE FROM shard_leases WHERE stream_name = %(stream)s "
-            f"AND checkpoint_sequence = '{SHARD_END}' "
-            "AND NOT (shard_id = ANY(%(present)s)) RETURNING shard_id",
+            "AND NOT (shard_id = ANY(%(present)s)) "
+            f"RETURNING shard_id, checkpoint_sequence = '{SHARD_END}'",
             present=present,
         )
-        return sorted(row[0] for row in rows)
+        return sorted((row[0], bool(row[1])) for row in rows)
 
     # -- ownership --------------------------------------------------------
 
