@@ -114,8 +114,8 @@ def test_reading_stored_by_another_worker_mid_batch_counts_as_duplicate(
     assert count(db, "ven_load_samples") == 4
     assert lease_row(db)["duplicates_dropped"] == 1
     # The COPY met the other worker's row and was retried without it.
-    assert [r.args for r in caplog.records
-            if r.name == "worker.sink.load"] == [(1,)]
+    assert [r.args[1] for r in caplog.records
+            if r.name == "worker.sink.load"] == [1]
 
 
 def test_unique_violation_is_never_raised_when_probe_misses(

@@ -5,6 +5,12 @@ Every function here runs its own short transaction (call it on a connection
 with no transaction open), serialized across workers of the same schema by
 a transaction-level advisory lock, and tolerant of a partition that another
 process created or dropped first.
+
+NOTE: creating and dropping a partition lock the parent tables, so either
+waits for the batches in flight (each holds its tables for the length of
+one load, about a second for 10,000 readings) and holds new ones back
+meanwhile. That is why partitions are made days ahead and dropped by a
+periodic job rather than inside the load.
 """
 
 import logging
