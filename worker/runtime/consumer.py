@@ -112,9 +112,17 @@ class ShardConsumer(threading.Thread):
             log.info("shard %s lease lost (counter %d); dropping it",
                      self.lease.shard_id, self.lease.lease_counter)
             reason = "lease_lost"
-        except Exception:
-            log.exception("shard %s consumer failed; the lease will be "
-                          "released and taken again", self.lease.shard_id)
+        except Exception as exc:
+            if self._global_stop.is_set():
+                # A retry cut short by shutdown: nothing is lost, the next
+                # owner resumes from the last committed checkpoint.
+                log.info("shard %s consumer stopped during a retry: %s",
+                         self.lease.shard_id, exc)
+                reason = "stopped"
+            else:
+                log.exception("shard %s consumer failed; it restarts from "
+                              "the last committed checkpoint",
+                              self.lease.shard_id)
         finally:
             self._close_sink()
             self._on_done(self, reason)
@@ -123,24 +131,39 @@ class ShardConsumer(threading.Thread):
         shard = self.lease.shard_id
         with ThreadPoolExecutor(1, thread_name_prefix=f"fetch-{shard}") as pool:
             pending = pool.submit(self._fetch)
-            while True:
-                page = pending.result()
-                if page is None:
-                    return "stopped"
-                ended = page.next_iterator is None
-                pending = None
-                if not ended and not self.stopping():
-                    pending = pool.submit(self._fetch)
-                try:
-                    self._store(page, ended)
-                finally:
-                    self._budget.release(page.size_bytes)
-                if ended:
-                    log.info("shard %s reached SHARD_END; children: %s",
-                             shard, ", ".join(page.child_shard_ids) or "none")
-                    return "shard_end"
-                if pending is None:
-                    return "stopped"
+            try:
+                while True:
+                    page, pending = pending.result(), None
+                    if page is None:
+                        return "stopped"
+                    ended = page.next_iterator is None
+                    if not ended and not self.stopping():
+                        pending = pool.submit(self._fetch)
+                    try:
+                        self._store(page, ended)
+                    finally:
+                        self._budget.release(page.size_bytes)
+                    if ended:
+                        log.info("shard %s reached SHARD_END; children: %s",
+                                 shard,
+                                 ", ".join(page.child_shard_ids) or "none")
+                        return "shard_end"
+                    if pending is None:
+                        return "stopped"
+            finally:
+                # Leaving early (lease lost, failure): the page fetched ahead
+                # is dropped unstored; its bytes go back to the budget.
+                self._discard(pending)
+
+    def _discard(self, pending) -> None:
+        if pending is None:
+            return
+        try:
+            page = pending.result()
+        except Exception:  # the fetch failed: nothing was held
+            return
+        if page is not None:
+            self._budget.release(page.size_bytes)
 
     def _fetch(self) -> Page | None:
         if not self._budget.wait_for_room(self.stopping):

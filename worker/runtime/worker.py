@@ -37,6 +37,12 @@ SHUTDOWN_GRACE_S = 20.0
 # plenty when partitions are created days ahead.
 PARTITION_UPKEEP_INTERVAL_S = 3600.0
 
+# A consumer that failed is restarted after a pause that doubles with each
+# consecutive failure of its shard, up to a minute: a persistent fault (a
+# deleted stream, a bug) is retried without flooding the log.
+RESTART_BACKOFF_INITIAL_S = 1.0
+RESTART_BACKOFF_MAX_S = 60.0
+
 # How often the control loop looks without being woken. Lease changes wake it
 # at once; this only bounds how soon a failed consumer is restarted.
 CONTROL_TICK_S = 1.0
@@ -60,6 +66,8 @@ class Worker:
         self.stop = stop or threading.Event()
         self._budget = ByteBudget(settings.max_inflight_bytes)
         self._consumers: dict[str, ShardConsumer] = {}
+        # shard_id -> (consecutive failures, earliest restart time)
+        self._failures: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._discover_now = threading.Event()
@@ -138,9 +146,13 @@ class Worker:
                     log.info("shard %s lease moved away; stopping its "
                              "consumer", shard_id)
                     consumer.own_stop.set()
+            now = time.monotonic()
             for shard_id, counter in held.items():
-                if shard_id not in self._consumers and not self.stop.is_set():
-                    self._start_consumer(shard_id, counter)
+                if shard_id in self._consumers or self.stop.is_set():
+                    continue
+                if self._failures.get(shard_id, (0, 0.0))[1] > now:
+                    continue
+                self._start_consumer(shard_id, counter)
 
     def _start_consumer(self, shard_id: str, counter: int) -> None:
         row = self._leases.lease_row(shard_id)
@@ -186,7 +198,15 @@ class Worker:
         elif reason == "lease_lost":
             self._leases.forget(shard_id)
         # "failed": the lease is still ours; the control loop restarts the
-        # consumer from the last committed checkpoint on a later tick.
+        # consumer from the last committed checkpoint after a pause.
+        with self._lock:
+            if reason == "failed":
+                count = self._failures.get(shard_id, (0, 0.0))[0] + 1
+                pause = min(RESTART_BACKOFF_MAX_S,
+                            RESTART_BACKOFF_INITIAL_S * 2 ** (count - 1))
+                self._failures[shard_id] = (count, time.monotonic() + pause)
+            else:
+                self._failures.pop(shard_id, None)
         log.info("shard %s consumer finished: %s", shard_id, reason)
         if self._observer:
             self._observer.reader_stopped(shard_id)

@@ -1,0 +1,80 @@
+"""The shard consumer with a fake reader and sink: what it stores, where it
+stops, and that the in-flight byte budget always comes back."""
+
+import collections
+import threading
+from datetime import datetime, timezone
+
+import orjson
+
+from worker.errors import LeaseLost
+from worker.kinesis.client import Page, StreamRecord
+from worker.records import DecodePolicy
+from worker.runtime.consumer import ByteBudget, ShardConsumer
+from worker.sink.batch import SHARD_END, BatchResult, LeaseToken
+
+ARRIVED = datetime(2025, 12, 1, tzinfo=timezone.utc)
+
+
+def _page(first_seq: int, n: int, ended: bool = False) -> Page:
+    records = [StreamRecord(str(first_seq + i), orjson.dumps(
+        {"venId": "ven-1", "timestamp": 1764547200 + first_seq + i,
+         "usedPowerKw": 1.0}), "ven-1", ARRIVED) for i in range(n)]
+    return Page(records, None if ended else "next", 0,
+                size_bytes=sum(len(r.data) for r in records))
+
+
+class FakeReader:
+    def __init__(self, pages):
+        self._pages = list(pages)
+
+    def fetch_next(self) -> Page:
+        return self._pages.pop(0)
+
+
+class FakeSink:
+    def __init__(self, fail_with=None):
+        self.batches = []
+        self._fail_with = fail_with
+
+    def write(self, batch):
+        if self._fail_with:
+            raise self._fail_with
+        self.batches.append(batch)
+        return BatchResult(len(batch.items), 0, collections.Counter())
+
+    def close(self):
+        pass
+
+
+def _run(reader, sink, budget):
+    done = []
+    consumer = ShardConsumer(
+        LeaseToken("s", "shard-0", "me", 1), reader, lambda: sink,
+        DecodePolicy(), budget, threading.Event(),
+        lambda c, reason: done.append(reason))
+    consumer.run()  # in this thread: the test waits for the end
+    return done
+
+
+def test_consumer_stores_every_page_and_checkpoints_shard_end():
+    sink, budget = FakeSink(), ByteBudget(1 << 20)
+
+    done = _run(FakeReader([_page(0, 3), _page(3, 2, ended=True)]), sink,
+                budget)
+
+    assert done == ["shard_end"]
+    assert [len(b.items) for b in sink.batches] == [3, 2]
+    assert sink.batches[0].checkpoint.sequence_number == "2"
+    assert sink.batches[1].checkpoint.sequence_number == SHARD_END
+    assert budget.used == 0
+
+
+def test_lost_lease_returns_the_prefetched_pages_bytes():
+    budget = ByteBudget(1 << 20)
+
+    done = _run(FakeReader([_page(0, 3), _page(3, 3), _page(6, 3)]),
+                FakeSink(fail_with=LeaseLost("moved")), budget)
+
+    assert done == ["lease_lost"]
+    assert budget.used == 0
