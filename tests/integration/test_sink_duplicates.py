@@ -142,3 +142,43 @@ def test_unique_violation_is_never_raised_when_probe_misses(
     assert count(db, "ven_telemetry") == 2
     assert count(db, "ven_load_samples") == 4
     assert lease_row(db)["checkpoint_sequence"] == "2"
+
+
+def test_two_workers_loading_the_same_readings_at_once_store_each_once(
+    pg_url, migrated_schema, db
+):
+    """Two shards carrying the same readings in opposite orders: whichever
+    commits first stores them, the other counts them, and neither fails.
+    (Copied in batch order instead of key order, the two deadlocked in three
+    runs out of three.)"""
+    leases = [add_lease(db), add_lease(db, owner="worker-b",
+                                       shard="shardId-000000000009")]
+    create_partitions(db, [T0.date()])
+    readings = [reading(f"ven-{i:04d}", i % 7) for i in range(3000)]
+    batches = [batch(leases[0], readings),
+               batch(leases[1], list(reversed(readings)))]
+    sinks = [PostgresSink(connect(pg_url, migrated_schema)) for _ in batches]
+    start = threading.Barrier(2)
+    results, errors = [], []
+
+    def write(sink, b):
+        try:
+            start.wait(DEADLINE_S)
+            results.append(sink.write(b))
+        except Exception as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=pair)
+               for pair in zip(sinks, batches)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE_S)
+    for s in sinks:
+        s.close()
+
+    assert errors == []
+    assert sum(r.stored for r in results) == 3000
+    assert sum(r.duplicates for r in results) == 3000
+    assert count(db, "ven_telemetry") == 3000
+    assert count(db, "ven_load_samples") == 6000
