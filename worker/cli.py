@@ -16,6 +16,7 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 from worker import __version__
@@ -108,11 +109,27 @@ def reset(settings: Settings, shard: str | None = None,
                 to_sequence=to_sequence)
 
 
-def demo(settings: Settings) -> int:
+def demo(settings: Settings, vens=None, speed=None, duration=None,
+         duplicates=None, malformed=None, via=None, mqtt_host=None,
+         mqtt_port=None, seed=None, run_dir=None) -> int:
     """Run the simulated VEN fleet end to end and reconcile what was
-    stored."""
+    stored.
+
+    Sets up PostgreSQL (embedded unless DATABASE_URL is set), LocalStack
+    and a 4-shard stream, starts two worker processes (--shards 1/2 and
+    2/2), sends the fleet's readings with some duplicates and malformed
+    records, and exits 0 only when sent = stored + duplicates + rejected.
+    The demo's schema (PG_SCHEMA, ven_demo when that is public) is dropped
+    and re-created at start, and so is the stream."""
     run_demo = _load("worker.demo", "run_demo", "demo")
-    return run_demo(ensure_database_url(settings))
+    given = dict(vens=vens, speed=speed, duration_s=duration,
+                 duplicate_percent=duplicates, malformed_percent=malformed,
+                 via=via, mqtt_host=mqtt_host, mqtt_port=mqtt_port, seed=seed,
+                 run_dir=run_dir)
+    given = {name: value for name, value in given.items() if value is not None}
+    # The demo resolves the embedded database itself, with its logs in the
+    # run folder.
+    return run_demo(settings, **given)
 
 
 def config(settings: Settings, markdown: bool = False) -> int:
@@ -195,6 +212,39 @@ def _timestamp_arg(value: str):
         raise argparse.ArgumentTypeError(f"{value!r} {exc}") from None
 
 
+# The demo's own options. None means the demo's default (written in the
+# help; worker/demo/options.py holds the values and checks them).
+DEMO_ARGUMENTS = [
+    (("--vens",), dict(type=int, metavar="N",
+                       help="simulated VENs (default 200)")),
+    (("--speed",), dict(type=float, metavar="X",
+                        help="time compression: simulated seconds per real "
+                             "second (default 10)")),
+    (("--duration",), dict(type=float, metavar="SECONDS",
+                           help="real seconds of sending (default 60)")),
+    (("--duplicates",), dict(type=float, metavar="PCT",
+                             help="percent of readings sent again as new "
+                                  "records (default 1)")),
+    (("--malformed",), dict(type=float, metavar="PCT",
+                            help="malformed records, as a percent of "
+                                 "readings (default 1)")),
+    (("--via",), dict(choices=("put", "mqtt"),
+                      help="put records into Kinesis directly, or publish "
+                           "on MQTT through the IoT-rule forwarder (needs a "
+                           "broker) (default put)")),
+    (("--mqtt-host",), dict(metavar="HOST",
+                            help="MQTT broker for --via mqtt (default "
+                                 "127.0.0.1)")),
+    (("--mqtt-port",), dict(type=int, metavar="PORT",
+                            help="MQTT broker port (default 1883)")),
+    (("--seed",), dict(type=int, metavar="N",
+                       help="seed of the simulated fleet (default 42)")),
+    (("--run-dir",), dict(type=Path, metavar="DIR",
+                          help="folder for worker logs and summary.json "
+                               "(default a new folder under "
+                               "~/.cache/ven-worker/demo-runs/)")),
+]
+
 COMMANDS = [
     Command(run),
     Command(migrate, [
@@ -225,7 +275,9 @@ COMMANDS = [
                                        "(with --shard only)")),
     ], exclusive=[(True, ["--shard", "--all"]),
                   (False, ["--to-timestamp", "--to-sequence"])]),
-    Command(demo),
+    # The demo decides each worker's shards, id and metrics port itself.
+    Command(demo, DEMO_ARGUMENTS, without=frozenset(
+        {"shards", "worker_id", "metrics_port"})),
     Command(config, [
         (("--markdown",), dict(action="store_true",
                                help="print the README configuration table")),
