@@ -3,6 +3,8 @@ DATABASE_REFUSED reject with the database's message, every other reading of
 the batch is stored, and the checkpoint moves past all of them."""
 
 import collections
+import random
+import string
 
 import pytest
 
@@ -93,6 +95,10 @@ def test_check_constraint_added_by_operator_refuses_only_offenders(db, sink):
         ({"event_id": "evt\x00a"}, "0x00"),
         # A lone surrogate cannot be UTF-8.
         ({"raw_payload": '{"label": "\ud800"}'}, "utf8"),
+        # Too big for an index entry (eventId is indexed); random, so
+        # compression cannot shrink it under the limit.
+        ({"event_id": "".join(random.Random(7).choices(
+            string.ascii_letters, k=6000))}, "index row size"),
         # A wrong Python type in a number field reaches PostgreSQL as one bad
         # field, never as extra fields or rows.
         ({"used_power_kw": "1\t2\n3"}, "double precision"),

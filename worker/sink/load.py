@@ -42,10 +42,17 @@ from worker.sink.rows import (
 
 log = logging.getLogger(__name__)
 
-# What PostgreSQL raises for a value it will not hold (classes 22 and 23:
-# out of range, bad text, too long, a CHECK or NOT NULL an operator added).
+# What PostgreSQL raises for a value it will not hold: classes 22 and 23 (out
+# of range, bad text, too long, a CHECK or NOT NULL an operator added) and
+# 54000 (a value too big for an index entry, such as a long random eventId).
+# psycopg files 54000 under OperationalError, which would otherwise read as
+# "retry the batch" and stall the shard on that one record forever.
 # Anything else (a lost connection, a missing column) fails the batch.
-REFUSALS = (psycopg.DataError, psycopg.IntegrityError)
+REFUSALS = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    psycopg.errors.ProgramLimitExceeded,
+)
 
 
 def _copy_sql(table: str, columns: Sequence[str]) -> sql.Composed:
