@@ -17,7 +17,8 @@ from tests.e2e.worker_harness import (  # noqa: F401 (start_worker fixture)
     wait_until,
 )
 from worker.config import Settings
-from worker.errors import ConfigError
+from worker.errors import ConfigError, WorkerError
+from worker.kinesis.client import KinesisClient, make_boto3_client
 from worker.ops.model import ENDED, READING
 from worker.ops.scale import allowed_range, scale
 from worker.ops.status import collect_status
@@ -116,6 +117,48 @@ def test_scale_of_a_missing_stream_is_one_clear_error(
 
     with pytest.raises(ConfigError, match="does not exist"):
         scale(settings, 2)
+
+
+class StuckUpdating:
+    """A boto3 Kinesis client whose stream never reports ACTIVE again once
+    a shard count change was asked for: a reshard that outlasts the wait."""
+
+    def __init__(self, client):
+        self._client = client
+        self.asked = False
+
+    def update_shard_count(self, **kwargs):
+        self.asked = True
+        return self._client.update_shard_count(**kwargs)
+
+    def describe_stream_summary(self, **kwargs):
+        answer = self._client.describe_stream_summary(**kwargs)
+        if self.asked:
+            answer["StreamDescriptionSummary"]["StreamStatus"] = "UPDATING"
+        return answer
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_scale_that_outlasts_the_wait_says_so(
+        pg_url, migrated_schema, localstack_endpoint, make_stream,
+        kinesis_client):
+    stream = make_stream(1)
+    settings = ops_settings(pg_url, migrated_schema, localstack_endpoint,
+                            stream)
+    stuck = StuckUpdating(make_boto3_client(localstack_endpoint, "us-east-1"))
+
+    with pytest.raises(WorkerError, match="still UPDATING after .* the "
+                                          "change was accepted"):
+        scale(settings, 2, kinesis=KinesisClient(stuck), deadline_s=0.5,
+              poll_interval_s=0.1)
+
+    # The real reshard goes on; the stream can only be deleted once ACTIVE.
+    wait_until(lambda: kinesis_client.describe_stream_summary(
+        StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
+        == "ACTIVE", "the real reshard to finish")
+    assert len(open_shards(kinesis_client, stream)) == 2
 
 
 @pytest.mark.parametrize("current, expected", [

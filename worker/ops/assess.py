@@ -61,9 +61,8 @@ def shard_state(row: dict | None, rows_by_id: dict[str, dict]) -> str:
     if row["checkpoint_sequence"] == SHARD_END:
         return ENDED
     if row["owner"] is not None:
-        expires_in = row["lease_expires_in_s"]
-        return READING if expires_in is not None and expires_in > 0 \
-            else EXPIRED
+        live = (row["lease_expires_in_s"] or 0) > 0
+        return READING if live else EXPIRED
     if not _parents_done(row, rows_by_id):
         return WAITING
     return FREE

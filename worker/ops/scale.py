@@ -24,7 +24,7 @@ from worker.kinesis.client import (
     make_boto3_client,
 )
 from worker.ops.render import duration, shard_map
-from worker.ops.stream_view import one_line
+from worker.ops.stream_view import one_attempt_client, one_line
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,12 @@ def scale(settings, shards: int, kinesis: KinesisClient | None = None,
     client = kinesis or KinesisClient(
         make_boto3_client(settings.kinesis_endpoint, settings.aws_region),
         stop=deadline)
+    # The change itself is asked once: its LimitExceededException means
+    # "too many changes today" or "over the account's shard quota", which
+    # backing off for half an hour would only hide.
+    once = kinesis or one_attempt_client(settings)
     try:
-        return _scale(client, stream, where, shards, deadline,
+        return _scale(client, once, stream, where, shards, deadline,
                       poll_interval_s)
     except StreamNotFound:
         raise ConfigError(f"scale: Kinesis stream {stream!r} does not exist "
@@ -111,8 +115,9 @@ def scale(settings, shards: int, kinesis: KinesisClient | None = None,
         timer.cancel()
 
 
-def _scale(client: KinesisClient, stream: str, where: str, target: int,
-           deadline: threading.Event, poll_interval_s: float) -> int:
+def _scale(client: KinesisClient, once: KinesisClient, stream: str,
+           where: str, target: int, deadline: threading.Event,
+           poll_interval_s: float) -> int:
     summary = client.describe_stream(stream)
     mode = summary.get("StreamModeDetails", {}).get("StreamMode")
     if mode == "ON_DEMAND":
@@ -132,7 +137,7 @@ def _scale(client: KinesisClient, stream: str, where: str, target: int,
 
     print(f"stream {stream} at {where}: {current} -> {target} open shards "
           "(UpdateShardCount, uniform scaling)")
-    client.update_shard_count(stream, target)
+    once.update_shard_count(stream, target)
     log.info("stream %s: UpdateShardCount %d -> %d accepted", stream,
              current, target)
     _wait_active(client, stream, deadline, poll_interval_s)

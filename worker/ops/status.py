@@ -29,7 +29,8 @@ def collect_status(settings, kinesis: KinesisClient | None = None
     """Everything ``status`` shows, as data. ``kinesis`` may be given (tests
     pass one); by default a client that tries each call once."""
     stream = settings.stream_name
-    with connect(settings.database_url, settings.pg_schema) as conn:
+    with connect(settings.database_url, settings.pg_schema,
+                 autocommit=True) as conn:
         check_tables(conn, settings.database_url, settings.pg_schema)
         snapshot = read_snapshot(conn, stream)
 
