@@ -136,6 +136,9 @@ class Demo:
         began = time.monotonic()
         self._send(endpoint, began)
         self._drain(began)
+        # Only now: a message the broker acknowledged may still be on its
+        # way to the forwarder, and stopping it earlier would lose it.
+        self._stop_forwarder()
         exits = self._stop_workers()
         return self._reconcile(exits)
 
@@ -233,7 +236,7 @@ class Demo:
                              self.sender.done, began, deadline_s=None)
         if self.sender.error is not None:
             raise self.sender.error
-        self._stop_forwarder()
+        self._close_publisher()
         sent = self.tally.snapshot()
         console.say(f"sent {sent.total:,} records in "
                     f"{time.monotonic() - began:.1f} s; waiting for the "
@@ -290,16 +293,15 @@ class Demo:
                 return False
 
     def _check_workers(self, when: str) -> None:
-        for child in self.workers:
-            code = child.exit_code()
+        """Fail at once when a child died: its shards would never drain."""
+        for child in [*self.workers, self.forwarder]:
+            code = child.exit_code() if child else None
             if code is not None:
                 raise child.failure(f"exited with {code} {when}")
 
     # -- the end -----------------------------------------------------------
 
     def _stop_forwarder(self) -> None:
-        if self.publisher is not None:
-            self.publisher.close()
         if self.forwarder is not None:
             # It puts what it still holds before it exits.
             code = self.forwarder.stop()
