@@ -10,6 +10,9 @@ Run:  .venv/bin/python bench/bench_sink.py [--readings 200000] [--rounds 1]
   COPYs, ven_last_seen, the checkpoint and the commit.
 - decode+load: the same from raw JSON record bytes, with decode_record
   inside the timing, one batch after the other as one shard's consumer does.
+- decode-ahead: as decode+load, but the next batch is decoded in a second
+  thread while the current one is written, so decoding overlaps the
+  server's work (what a consumer that decodes in its fetch thread gets).
 - naive: per message decode_record, one INSERT for the reading and one per
   load sample, then COMMIT; naive-pipelined sends the samples with
   executemany instead. Run on a sample (--naive) and scaled.
@@ -17,6 +20,11 @@ Run:  .venv/bin/python bench/bench_sink.py [--readings 200000] [--rounds 1]
 Each run loads into its own freshly migrated schema, dropped afterwards.
 With --rounds above 1 the runs are interleaved and the best round of each
 is kept: the machine is shared, and the best round is the least disturbed.
+
+Besides wall time, each run reports the CPU seconds its PostgreSQL backend
+and its client process spent (read from /proc, so only for a server on this
+machine). On a shared machine wall time moves with other people's load; CPU
+seconds move much less, and show where the time goes.
 """
 
 import argparse
@@ -28,6 +36,8 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -129,7 +139,59 @@ def days_touched(args) -> list:
     return sorted({START.date(), last.date()})
 
 
-def run_sink(args, url: str, schema: str, decode_timed: bool) -> float:
+def process_cpu(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process on this machine, None when
+    /proc cannot tell (a remote server, another user's process)."""
+    if pid is None:
+        return time.process_time()
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15; the split starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Cost:
+    wall: float = 0.0
+    server_cpu: float | None = 0.0
+    client_cpu: float | None = 0.0
+
+
+class Meter:
+    """Adds the wall time and CPU of each ``with`` block to ``cost``: the
+    server backend ``server_pid``, and the client ``client_pid`` (None: this
+    process)."""
+
+    def __init__(self, server_pid: int, client_pid: int | None = None):
+        self.cost = Cost()
+        self._pids = (server_pid, client_pid)
+
+    def __enter__(self):
+        self._start = [time.perf_counter(), *map(process_cpu, self._pids)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        end = [time.perf_counter(), *map(process_cpu, self._pids)]
+        self.cost.wall += end[0] - self._start[0]
+        self.cost.server_cpu = _add(self.cost.server_cpu, self._start[1],
+                                    end[1])
+        self.cost.client_cpu = _add(self.cost.client_cpu, self._start[2],
+                                    end[2])
+
+
+def _add(total, start, end):
+    if total is None or start is None or end is None:
+        return None
+    return total + end - start
+
+
+def run_sink(args, url: str, schema: str, mode: str) -> Cost:
+    """``mode``: "load" (decoded before the clock starts), "decode+load"
+    (decode, then write, batch after batch) or "decode-ahead" (the next
+    batch is decoded in a thread while the current one is written)."""
     with connect(url, schema, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO shard_leases (stream_name, shard_id, "
@@ -137,21 +199,39 @@ def run_sink(args, url: str, schema: str, decode_timed: bool) -> float:
             "VALUES (%s, %s, '0', '1', %s, 1)", (STREAM, SHARD, OWNER),
         )
     lease = LeaseToken(STREAM, SHARD, OWNER, 1)
-    sink = PostgresSink(connect(url, schema))
-    elapsed = 0.0
-    for records in record_batches(args):
-        if not decode_timed:
-            items = [decode_record(data, meta) for data, meta in records]
-        started = time.perf_counter()
-        if decode_timed:
-            items = [decode_record(data, meta) for data, meta in records]
+    conn = connect(url, schema)
+    meter = Meter(conn.info.backend_pid)
+    sink = PostgresSink(conn)
+
+    def write(records, items) -> None:
         checkpoint = Checkpoint(records[-1][1].sequence_number)
         result = sink.write(Batch(lease, items, checkpoint, 0))
-        elapsed += time.perf_counter() - started
         if result.stored != len(records):
             sys.exit(f"sink stored {result.stored} of {len(records)}: {result}")
+
+    if mode == "decode-ahead":
+        batches = list(record_batches(args))
+        with meter, ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(_decode, batches[0])
+            for records, after in zip(batches, batches[1:] + [None]):
+                items = pending.result()
+                if after is not None:
+                    pending = pool.submit(_decode, after)
+                write(records, items)
+    else:
+        for records in record_batches(args):
+            if mode == "load":
+                items = _decode(records)
+            with meter:
+                if mode == "decode+load":
+                    items = _decode(records)
+                write(records, items)
     sink.close()
-    return elapsed
+    return meter.cost
+
+
+def _decode(records) -> list:
+    return [decode_record(data, meta) for data, meta in records]
 
 
 def write_ceiling_files(args, folder: Path) -> tuple[Path, Path]:
@@ -169,22 +249,44 @@ def write_ceiling_files(args, folder: Path) -> tuple[Path, Path]:
     return telemetry, samples
 
 
-def run_ceiling(args, url: str, schema: str, psql: str) -> float:
+def run_ceiling(args, url: str, schema: str, psql: str) -> Cost:
     with connect(url, schema) as conn:
         create_partitions(conn, days_touched(args))
     with tempfile.TemporaryDirectory(prefix="bench_sink_") as tmp:
         telemetry, samples = write_ceiling_files(args, Path(tmp))
-        command = [
-            psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url,
-            "-c", f"\\copy ven_telemetry ({', '.join(TELEMETRY_COPY_COLUMNS)})"
-                  f" from '{telemetry}'",
-            "-c", f"\\copy ven_load_samples ({', '.join(SAMPLE_COPY_COLUMNS)})"
-                  f" from '{samples}'",
-        ]
         env = dict(os.environ, PGOPTIONS=f"-c search_path={schema}")
-        started = time.perf_counter()
-        subprocess.run(command, env=env, check=True)
-        return time.perf_counter() - started
+        # psql is driven line by line, so its backend's CPU can be read
+        # before the session ends.
+        proc = subprocess.Popen(
+            [psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-d", url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )
+        try:
+            backend = int(_ask(proc, "SELECT pg_backend_pid();"))
+            with Meter(backend, proc.pid) as meter:
+                _ask(proc, "\n".join((
+                    f"\\copy ven_telemetry "
+                    f"({', '.join(TELEMETRY_COPY_COLUMNS)}) "
+                    f"from '{telemetry}'",
+                    f"\\copy ven_load_samples "
+                    f"({', '.join(SAMPLE_COPY_COLUMNS)}) from '{samples}'",
+                    "SELECT 'done';",
+                )))
+        finally:
+            proc.stdin.close()
+            proc.wait()
+        return meter.cost
+
+
+def _ask(proc: subprocess.Popen, commands: str) -> str:
+    """Send ``commands`` to psql; the one line of output they produce."""
+    proc.stdin.write(commands + "\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    if not line:
+        sys.exit(f"psql failed on: {commands}")
+    return line.strip()
 
 
 _NAIVE_READING = (
@@ -215,67 +317,88 @@ _NAIVE_SAMPLE = (
 )
 
 
-def run_naive(args, url: str, schema: str, pipelined: bool) -> float:
+def run_naive(args, url: str, schema: str, pipelined: bool) -> Cost:
     """Per message: INSERT, then COMMIT, for the first --naive readings."""
     sample = argparse.Namespace(**dict(vars(args), readings=args.naive))
     with connect(url, schema) as conn:
         create_partitions(conn, days_touched(args))
         cur = conn.cursor()
-        started = time.perf_counter()
-        for records in record_batches(sample):
-            for data, meta in records:
-                r = decode_record(data, meta)
-                cur.execute(_NAIVE_READING, (
-                    r.ven_id, r.timestamp, r.used_power_kw, r.shed_power_kw,
-                    r.requested_reduction_kw, r.baseline_power_kw,
-                    r.event_id, r.battery_soc, r.raw_payload,
-                ))
-                (telemetry_id,) = cur.fetchone()
-                params = [(telemetry_id, r.timestamp) + s for s in r.samples]
-                if pipelined:
-                    cur.executemany(_NAIVE_SAMPLE, params)
-                else:
-                    for p in params:
-                        cur.execute(_NAIVE_SAMPLE, p)
-                conn.commit()
-        return time.perf_counter() - started
+        with Meter(conn.info.backend_pid) as meter:
+            _insert_each(conn, cur, record_batches(sample), pipelined)
+        return meter.cost
 
 
-def measure(url: str, run) -> tuple[float, tuple[int, int]]:
-    """Seconds for ``run(schema)`` in a fresh schema, and the rows it left."""
+def _insert_each(conn, cur, batches, pipelined: bool) -> None:
+    for records in batches:
+        for data, meta in records:
+            r = decode_record(data, meta)
+            cur.execute(_NAIVE_READING, (
+                r.ven_id, r.timestamp, r.used_power_kw, r.shed_power_kw,
+                r.requested_reduction_kw, r.baseline_power_kw,
+                r.event_id, r.battery_soc, r.raw_payload,
+            ))
+            (telemetry_id,) = cur.fetchone()
+            params = [(telemetry_id, r.timestamp) + s for s in r.samples]
+            if pipelined:
+                cur.executemany(_NAIVE_SAMPLE, params)
+            else:
+                for p in params:
+                    cur.execute(_NAIVE_SAMPLE, p)
+            conn.commit()
+
+
+def measure(url: str, run) -> tuple[Cost, tuple[int, int]]:
+    """The cost of ``run(schema)`` in a fresh schema, and the rows it left."""
     schema = fresh_schema(url)
     try:
-        seconds = run(schema)
-        return seconds, counts(url, schema)
+        cost = run(schema)
+        return cost, counts(url, schema)
     finally:
         drop_schema(url, schema)
 
 
-def run_all(args, psql: str) -> dict[str, tuple[float, int]]:
-    """Best seconds of each run over the rounds, with its reading count."""
+def _cpu(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _least(a, b):
+    return None if a is None or b is None else min(a, b)
+
+
+def run_all(args, psql: str) -> dict[str, tuple[Cost, int]]:
+    """Per run, the least of each figure over the rounds, and the number of
+    readings it loaded."""
     url = args.url
     runs = {
         "ceiling": (args.readings,
                     lambda s: run_ceiling(args, url, s, psql)),
-        "load": (args.readings, lambda s: run_sink(args, url, s, False)),
+        "load": (args.readings, lambda s: run_sink(args, url, s, "load")),
         "decode+load": (args.readings,
-                        lambda s: run_sink(args, url, s, True)),
+                        lambda s: run_sink(args, url, s, "decode+load")),
+        "decode-ahead": (args.readings,
+                         lambda s: run_sink(args, url, s, "decode-ahead")),
         "naive": (args.naive, lambda s: run_naive(args, url, s, False)),
         "naive-pipelined": (args.naive,
                             lambda s: run_naive(args, url, s, True)),
     }
-    best = {}
+    best: dict[str, Cost] = {}
     for round_no in range(1, args.rounds + 1):
         for name, (readings, run) in runs.items():
-            seconds, stored = measure(url, run)
+            cost, stored = measure(url, run)
             expected = (readings, readings * args.circuits)
             if stored != expected:
                 sys.exit(f"{name} left {stored} rows, expected {expected}")
-            print(f"  round {round_no}  {name:<16} {seconds:8.2f} s  "
-                  f"({readings:,} readings)", flush=True)
-            if name not in best or seconds < best[name][0]:
-                best[name] = (seconds, readings)
-    return best
+            print(f"  round {round_no}  {name:<16} {cost.wall:8.2f} s wall, "
+                  f"CPU s: server {_cpu(cost.server_cpu)}, client "
+                  f"{_cpu(cost.client_cpu)}  ({readings:,} readings)",
+                  flush=True)
+            if name in best:
+                old = best[name]
+                cost = Cost(min(old.wall, cost.wall),
+                            _least(old.server_cpu, cost.server_cpu),
+                            _least(old.client_cpu, cost.client_cpu))
+            best[name] = cost
+    return {name: (best[name], runs[name][0]) for name in runs}
 
 
 def main(argv=None) -> int:
@@ -300,23 +423,41 @@ def main(argv=None) -> int:
     print("command:", " ".join([COMMAND, *shown]))
     print(f"database: {mask_url(args.url)}; {args.readings:,} readings with "
           f"{args.circuits} circuits, batches of {args.batch:,}, "
-          f"{args.rounds} round(s)")
+          f"{args.rounds} round(s); load average {os.getloadavg()[0]:.1f}")
     best = run_all(args, psql)
+    print_summary(best)
+    return 0
 
-    rate = {name: readings / seconds
-            for name, (seconds, readings) in best.items()}
+
+def print_summary(best: dict[str, tuple[Cost, int]]) -> None:
+    rate, cpu = {}, {}
+    print(f"\n{'':16} {'readings/s':>11} {'CPU ms per 1,000 readings':>27}")
+    print(f"{'':16} {'(wall)':>11} {'server':>9} {'client':>8} {'total':>8}")
+    for name, (cost, readings) in best.items():
+        rate[name] = readings / cost.wall
+        per_k = [None if c is None else 1e6 * c / readings
+                 for c in (cost.server_cpu, cost.client_cpu)]
+        total = None if None in per_k else sum(per_k)
+        cpu[name] = total
+        shown = ["n/a" if c is None else f"{c:.0f}" for c in (*per_k, total)]
+        print(f"{name:<16} {rate[name]:11,.0f} {shown[0]:>9} {shown[1]:>8} "
+              f"{shown[2]:>8}")
     print()
-    for name, per_second in rate.items():
-        print(f"{name:<16} {per_second:10,.0f} readings/s")
-    print()
-    for name in ("load", "decode+load"):
-        print(f"{name} / ceiling = {rate[name] / rate['ceiling']:.2f}   "
-              f"(target >= {TARGET_VS_CEILING})")
+    for name in ("load", "decode+load", "decode-ahead"):
+        print(f"{name} / ceiling = {rate[name] / rate['ceiling']:.2f} "
+              f"(wall; target >= {TARGET_VS_CEILING})"
+              + _cpu_ratio(cpu, "ceiling", name))
     for naive in ("naive", "naive-pipelined"):
         print(f"decode+load / {naive} = "
-              f"{rate['decode+load'] / rate[naive]:.1f}   "
-              f"(target >= {TARGET_VS_NAIVE:g})")
-    return 0
+              f"{rate['decode+load'] / rate[naive]:.1f} "
+              f"(wall; target >= {TARGET_VS_NAIVE:g})"
+              + _cpu_ratio(cpu, naive, "decode+load"))
+
+
+def _cpu_ratio(cpu: dict, slow: str, fast: str) -> str:
+    if cpu[slow] is None or cpu[fast] is None:
+        return ""
+    return f"; by total CPU {cpu[slow] / cpu[fast]:.2f}"
 
 
 if __name__ == "__main__":
