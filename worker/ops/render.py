@@ -11,7 +11,7 @@ from datetime import datetime
 import orjson
 
 from worker.kinesis.selector import HASH_SPACE
-from worker.ops.model import LAG_LIVE, LAG_RECORDED, StreamStatus
+from worker.ops.model import ENDED, LAG_LIVE, LAG_RECORDED, StreamStatus
 
 # Sequence numbers are 56 digits; the tail tells neighbouring checkpoints
 # apart, which is what a person compares. --json shows them whole.
@@ -155,7 +155,7 @@ def _shard_lines(status: StreamStatus) -> list[str]:
         ("SHARD", "STATE", "OWNER", "LEASE", "CHECKPOINT", "LAG",
          "COMMITTED", "STORED", "DUPLICATES", "REJECTED", "NEWEST READING",
          "AGE", "VENS"),
-        [(s.shard_id, s.state, shorten(s.owner),
+        [(s.shard_id, _state(s), shorten(s.owner),
           duration(s.lease_expires_in_s),
           _checkpoint(s), lag(s.millis_behind_latest, s.lag_source),
           _ago(status, s.last_commit_at), s.records_stored,
@@ -177,6 +177,13 @@ def _lag_note(status: StreamStatus) -> str:
                 "* = as recorded by the worker at its last commit")
     return ("lag: * = MillisBehindLatest as recorded by the worker at its "
             "last commit (not measured now)")
+
+
+def _state(shard) -> str:
+    # A closed shard not yet ended is a parent still being drained.
+    if shard.closed and shard.state != ENDED:
+        return shard.state + " (closed)"
+    return shard.state
 
 
 def _checkpoint(shard) -> str:
