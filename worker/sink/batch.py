@@ -59,3 +59,8 @@ class Sink(Protocol):
         or TransientError when trying the same batch again may succeed.
         """
         ...
+
+    def close(self) -> None:
+        """Release the sink's connection; a failed write is followed by
+        close() and a new sink."""
+        ...
