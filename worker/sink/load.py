@@ -22,15 +22,15 @@ order, so one waits for the other instead of both waiting in a deadlock.
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timezone
+from datetime import date
 
 import psycopg
 from psycopg import sql
-from psycopg.errors import UniqueViolation
+from psycopg.errors import ProgramLimitExceeded, UniqueViolation
 
 from worker.errors import TransientError
 from worker.records.model import Reading, Reject
-from worker.sink.partitions import missing_days
+from worker.sink.partitions import missing_days, utc_day
 from worker.sink.rows import (
     SAMPLE_COPY_COLUMNS,
     TELEMETRY_COPY_COLUMNS,
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 REFUSALS = (
     psycopg.DataError,
     psycopg.IntegrityError,
-    psycopg.errors.ProgramLimitExceeded,
+    ProgramLimitExceeded,
 )
 
 
@@ -209,7 +209,7 @@ def _isolate(cur, rows: list[Row], error: Exception, out: LoadOutcome):
 
 
 def _raise_if_partitions_missing(cur, rows: Iterable[Row], error) -> None:
-    days = {r.timestamp.astimezone(timezone.utc).date() for _, _, r in rows}
+    days = {utc_day(r.timestamp) for _, _, r in rows}
     gone = missing_days(cur, days)
     if gone:
         raise PartitionsMissing(gone) from error

@@ -15,7 +15,7 @@ periodic job rather than inside the load.
 
 import logging
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import psycopg
 
@@ -37,6 +37,11 @@ PARTITION_LOCK_CLASS = 0x56454E50  # "VENP"
 _LOCK_SQL = (
     "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"
 )
+
+
+def utc_day(moment: datetime) -> date:
+    """The day whose partition holds ``moment``."""
+    return moment.astimezone(timezone.utc).date()
 
 
 def create_partitions(conn: psycopg.Connection, days: Iterable[date]) -> None:

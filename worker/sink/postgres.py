@@ -14,7 +14,7 @@ tables for the length of a load.
 import collections
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -29,6 +29,7 @@ from worker.sink.partitions import (
     PartitionCache,
     drop_expired_partitions,
     ensure_partitions,
+    utc_day,
 )
 from worker.sink.rejects import insert_rejects
 from worker.sink.rows import drop_repeats, refused, unstorable_key
@@ -43,10 +44,6 @@ class SinkSettings:
     # A week ahead: a reading near midnight never waits on DDL, and a stopped
     # upkeep job leaves a week before loads have to make partitions.
     partitions_ahead_days: int = 7
-
-
-def utc_day(moment: datetime) -> date:
-    return moment.astimezone(timezone.utc).date()
 
 
 class PostgresSink:

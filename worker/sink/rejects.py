@@ -10,7 +10,7 @@ from worker.sink.rows import storable_text
 
 _COPY_REJECTS = (
     "COPY ingest_rejects (stream_name, shard_id, sequence_number, "
-    "sub_sequence_number, raw_data, reason_code, error_detail, arrived_at) "
+    "sub_sequence_number, arrived_at, raw_data, reason_code, error_detail) "
     "FROM STDIN"
 )
 
@@ -27,23 +27,17 @@ def insert_rejects(
     if not rejects:
         return
     lease, checkpoint = batch.lease, batch.checkpoint
+    unknown = (lease.shard_id, checkpoint.sequence_number, None, None)
     with cur.copy(_COPY_REJECTS) as copy:
         for reject in rejects:
             meta = reject.meta
-            if meta is None:
-                position = (lease.shard_id, checkpoint.sequence_number, None,
-                            None)
-            else:
-                position = (meta.shard_id, meta.sequence_number,
-                            meta.sub_sequence_number, meta.arrived_at)
-            shard_id, sequence_number, sub_sequence, arrived_at = position
+            where = unknown if meta is None else (
+                meta.shard_id, meta.sequence_number,
+                meta.sub_sequence_number, meta.arrived_at,
+            )
+            # psycopg escapes every value of write_row itself; the bytes
+            # go in as bytea, exactly as they came.
             copy.write_row((
-                lease.stream_name,
-                shard_id,
-                sequence_number,
-                sub_sequence,
-                bytes(reject.raw),
-                reject.reason.value,
-                storable_text(reject.detail),
-                arrived_at,
+                lease.stream_name, *where, bytes(reject.raw),
+                reject.reason.value, storable_text(reject.detail),
             ))
