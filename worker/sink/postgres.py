@@ -83,7 +83,7 @@ class PostgresSink:
             self._partitions.ensure(
                 self._conn, {utc_day(r.timestamp) for r in readings}
             )
-            return self._write_once(batch, readings, repeats, rejects)
+            return self._commit_batch(batch, readings, repeats, rejects)
         except PartitionsMissing as exc:
             self._partitions.forget(exc.days)
             raise
@@ -95,7 +95,7 @@ class PostgresSink:
             )
             raise
 
-    def _write_once(self, batch, readings, repeats, rejects) -> BatchResult:
+    def _commit_batch(self, batch, readings, repeats, rejects) -> BatchResult:
         with self._conn.transaction(), self._conn.cursor() as cur:
             committed = lock_lease(cur, batch.lease)
             if already_committed(batch, committed):
