@@ -219,7 +219,7 @@ DEMO_ARGUMENTS = [
                        help="simulated VENs (default 200)")),
     (("--speed",), dict(type=float, metavar="X",
                         help="time compression: simulated seconds per real "
-                             "second (default 10)")),
+                             "second (default 5)")),
     (("--duration",), dict(type=float, metavar="SECONDS",
                            help="real seconds of sending (default 60)")),
     (("--duplicates",), dict(type=float, metavar="PCT",

@@ -25,8 +25,8 @@ DEMO_DEADLINE_S = 300
 OUTPUT_DEADLINE_S = 120
 
 # 20 VENs for 8 s at x10: 16 rounds of 20 readings.
-SMALL_RUN = ["--vens", "20", "--duration", "8", "--duplicates", "2",
-             "--malformed", "5"]
+SMALL_RUN = ["--vens", "20", "--duration", "8", "--speed", "10",
+             "--duplicates", "2", "--malformed", "5"]
 SMALL_RUN_READINGS = 320
 
 MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883

@@ -229,9 +229,9 @@ def test_options_report_every_mistake_in_one_error():
 def test_default_rounds_and_rate_fit_under_localstack_put_rate():
     options = DemoOptions()
 
-    assert options.rounds == 120  # 60 s x10 = 10 simulated minutes
-    assert options.readings_per_s == 400
-    assert options.round_interval_s == 0.5
+    assert options.rounds == 60  # 60 s x5 = 5 simulated minutes
+    assert options.readings_per_s == 200
+    assert options.round_interval_s == 1.0
 
 
 def test_demo_help_states_the_defaults_the_demo_uses():

@@ -1,8 +1,9 @@
-"""Live progress: what the workers have committed, read from the lease
-table, one line every few seconds.
+"""Live progress: what the workers have committed and how far behind each
+shard is, one line every few seconds.
 
-``read_shards`` is the one place that reads it, so an operator status
-module can take its place without touching the display.
+Counts and owners come from the lease table on every line (``read_shards``,
+one cheap query). Lag comes from ``LiveLag`` when it has measured it, else
+from the lease table, where it is as of each shard's last commit.
 """
 
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class ShardRow:
 
 
 def read_shards(conn: psycopg.Connection, stream: str) -> list[ShardRow]:
-    """Every shard of ``stream`` with its owner, counts and lag."""
+    """Every shard of ``stream`` with its owner, counts and recorded lag."""
     return [ShardRow(*row) for row in conn.execute(_SHARDS_SQL, (stream,))]
 
 
@@ -71,16 +72,19 @@ class ProgressLine:
     def __init__(self):
         self._last: tuple[float, int] | None = None
 
-    def format(self, elapsed_s: float, sent: Sent,
-               shards: list[ShardRow]) -> str:
+    def format(self, elapsed_s: float, sent: Sent, shards: list[ShardRow],
+               live_lag: dict[str, int | None] | None = None) -> str:
         stored = sum(s.stored for s in shards)
         rate = "-"
         if self._last is not None and elapsed_s > self._last[0]:
             per_s = (stored - self._last[1]) / (elapsed_s - self._last[0])
             rate = f"{per_s:,.0f}"
         self._last = (elapsed_s, stored)
-        lag = " ".join(f"{short_shard(s.shard_id)}:{_lag(s.millis_behind)}"
-                       for s in shards) or "-"
+        live_lag = live_lag or {}
+        lag = " ".join(
+            f"{short_shard(s.shard_id)}:"
+            f"{_lag(live_lag.get(s.shard_id, s.millis_behind))}"
+            for s in shards) or "-"
         held = " ".join(f"{owner}:{n}" for owner, n in owners(shards).items())
         return (f"{elapsed_s:>7.0f}s {sent.total:>8,} {stored:>8,} "
                 f"{rate:>8} {sum(s.duplicates for s in shards):>5,} "

@@ -30,6 +30,7 @@ from worker.db import migrate
 from worker.db.connect import connect, mask_url
 from worker.demo import console
 from worker.demo.fleet import Fleet
+from worker.demo.lag import LiveLag
 from worker.demo.options import (
     READING_INTERVAL_S,
     STREAM_SHARDS,
@@ -101,6 +102,7 @@ class Demo:
         self.forwarder: Child | None = None
         self.publisher = None
         self.sender: Sender | None = None
+        self.live_lag: LiveLag | None = None
         self.stack = None
         self.started_localstack = False
         self.conn = None
@@ -157,6 +159,7 @@ class Demo:
                      + ("(started; stopped at the end)" if up.started
                         else "(already running; left running)"))
 
+        self.settings = replace(self.settings, kinesis_endpoint=up.endpoint)
         client = make_boto3_client(up.endpoint, self.settings.aws_region)
         existed = recreate_stream(self.stack, client, self.stream,
                                   STREAM_SHARDS)
@@ -231,6 +234,8 @@ class Demo:
                     f"{_span(span_s)} from {_utc(start_ts)}); Ctrl-C stops "
                     f"and cleans up")
         console.say(console.progress_header())
+        self.live_lag = LiveLag(self.settings, self.stop)
+        self.live_lag.start()
         self.sender.start()
         self._progress_until(lambda shards: self.sender.done.is_set(),
                              self.sender.done, began, deadline_s=None)
@@ -282,7 +287,8 @@ class Demo:
             self._check_workers("during the run")
             shards = read_shards(self.conn, self.stream)
             text = line.format(time.monotonic() - began,
-                               self.tally.snapshot(), shards)
+                               self.tally.snapshot(), shards,
+                               self.live_lag.latest if self.live_lag else None)
             sender = self.sender
             if sender and not sender.done.is_set() and sender.behind_s > 1:
                 text += f"  (sending {sender.behind_s:.0f} s behind)"
@@ -351,6 +357,8 @@ class Demo:
         self.stop.set()
         if self.sender is not None:
             self.sender.join(PROGRESS_INTERVAL_S * 5)
+        if self.live_lag is not None:
+            self.live_lag.join(PROGRESS_INTERVAL_S * 5)
         for step in (self._close_publisher, self._stop_children,
                      self._close_conn, self._stop_localstack):
             try:
