@@ -14,6 +14,7 @@ Exit status 0 only when the reconciliation balances and both workers exit
 LocalStack the demo started is stopped too; one it found running is left.
 """
 
+import contextlib
 import json
 import logging
 import signal
@@ -93,8 +94,8 @@ class Demo:
         self.settings = replace(settings, pg_schema=self.schema)
         self.url: str | None = None  # resolved in _set_up
         self.stream = settings.stream_name
-        self.run_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + \
-            uuid.uuid4().hex[:4]
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.run_id = f"{stamp}-{uuid.uuid4().hex[:4]}"
         self.run_dir = options.run_dir or console.default_run_dir(self.run_id)
         self.stop = threading.Event()
         self.tally = Tally()
@@ -103,7 +104,8 @@ class Demo:
         self.publisher = None
         self.sender: Sender | None = None
         self.live_lag: LiveLag | None = None
-        self.stack = None
+        self.stack = None  # localstack/stack.py, loaded by path
+        self.kinesis = None
         self.started_localstack = False
         self.conn = None
 
@@ -128,7 +130,8 @@ class Demo:
             console.say("interrupted: stopping the fleet and the workers")
             return 130
         finally:
-            self._clean_up()
+            with _interrupts_held():
+                self._clean_up()
 
     def _run(self) -> int:
         console.header(self.options, self.stream, self.run_dir)
@@ -203,7 +206,7 @@ class Demo:
         began = time.monotonic()
         pause = threading.Event()  # never set: a wait that Ctrl-C can cut
         while True:
-            self._check_workers("at start-up")
+            self._check_children("at start-up")
             held = owners(read_shards(self.conn, self.stream))
             if sum(held.values()) == STREAM_SHARDS:
                 break
@@ -284,7 +287,7 @@ class Demo:
         started = time.monotonic()
         while True:
             wake.wait(PROGRESS_INTERVAL_S)
-            self._check_workers("during the run")
+            self._check_children("during the run")
             shards = read_shards(self.conn, self.stream)
             text = line.format(time.monotonic() - began,
                                self.tally.snapshot(), shards,
@@ -298,7 +301,7 @@ class Demo:
             if deadline_s and time.monotonic() - started > deadline_s:
                 return False
 
-    def _check_workers(self, when: str) -> None:
+    def _check_children(self, when: str) -> None:
         """Fail at once when a child died: its shards would never drain."""
         for child in [*self.workers, self.forwarder]:
             code = child.exit_code() if child else None
@@ -399,6 +402,23 @@ def _sigterm_as_interrupt():
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """A second Ctrl-C (or SIGTERM) must not cut the clean-up short: the
+    children run in sessions of their own and would be left running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN)
+                for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _span(seconds: float) -> str:
