@@ -176,7 +176,10 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def test_ctrl_c_stops_the_workers_and_exits_130(demo_env, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM],
+                         ids=["ctrl-c", "sigterm"])
+def test_interrupt_stops_the_workers_and_exits_130(demo_env, tmp_path,
+                                                   signum):
     out_path = tmp_path / "out.txt"
     with open(out_path, "w") as out:
         demo = subprocess.Popen(
@@ -188,7 +191,7 @@ def test_ctrl_c_stops_the_workers_and_exits_130(demo_env, tmp_path):
         pids = [int(pid) for pid in re.findall(
             r"demo-w\d --shards \d/2 \(pid (\d+)\)", out_path.read_text())]
 
-        demo.send_signal(signal.SIGINT)
+        demo.send_signal(signum)
         code = demo.wait(OUTPUT_DEADLINE_S)
     finally:
         if demo.poll() is None:

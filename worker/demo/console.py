@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 from worker.demo.fleet import PRODUCTION_KEY
@@ -49,6 +50,16 @@ def header(options: DemoOptions, stream: str, run_dir: Path) -> None:
          f"{STREAM_SHARDS} shards (the production rule's constant key "
          f"'{PRODUCTION_KEY}' would put every record on one shard)")
     item("run folder", str(run_dir))
+
+
+def span_text(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest} s"
+
+
+def utc_text(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S UTC")
 
 
 def progress_header() -> str:

@@ -14,23 +14,22 @@ Exit status 0 only when the reconciliation balances and both workers exit
 LocalStack the demo started is stopped too; one it found running is left.
 """
 
-import contextlib
 import json
 import logging
-import signal
 import threading
 import time
 import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import datetime
 
 from worker.config import ensure_database_url
 from worker.db import migrate
 from worker.db.connect import connect, mask_url
 from worker.demo import console
 from worker.demo.fleet import Fleet
+from worker.demo.interrupts import interrupts_held, sigterm_as_interrupt
 from worker.demo.lag import LiveLag
 from worker.demo.options import (
     READING_INTERVAL_S,
@@ -114,7 +113,7 @@ class Demo:
     def run(self) -> int:
         began = time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        restore = _sigterm_as_interrupt()
+        restore = sigterm_as_interrupt()
         try:
             with console.logs_in_file(self.run_dir / "demo.log"):
                 code = self._run_and_clean_up()
@@ -130,7 +129,7 @@ class Demo:
             console.say("interrupted: stopping the fleet and the workers")
             return 130
         finally:
-            with _interrupts_held():
+            with interrupts_held():
                 self._clean_up()
 
     def _run(self) -> int:
@@ -234,8 +233,9 @@ class Demo:
                              self.publisher, self.stop)
         console.say(f"sending {options.rounds} rounds over "
                     f"{options.duration_s:g} s (simulated "
-                    f"{_span(span_s)} from {_utc(start_ts)}); Ctrl-C stops "
-                    f"and cleans up")
+                    f"{console.span_text(span_s)} from "
+                    f"{console.utc_text(start_ts)}); Ctrl-C stops and "
+                    f"cleans up")
         console.say(console.progress_header())
         self.live_lag = LiveLag(self.settings, self.stop)
         self.live_lag.start()
@@ -389,45 +389,3 @@ class Demo:
     def _stop_localstack(self) -> None:
         if self.started_localstack:
             self.stack.stop(say=lambda line: console.item("LocalStack", line))
-
-
-def _sigterm_as_interrupt():
-    """Treat SIGTERM like Ctrl-C, so a stopped demo still cleans up.
-    Returns a function restoring the previous handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _interrupts_held():
-    """A second Ctrl-C (or SIGTERM) must not cut the clean-up short: the
-    children run in sessions of their own and would be left running."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {signum: signal.signal(signum, signal.SIG_IGN)
-                for signum in held}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _span(seconds: float) -> str:
-    minutes, rest = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest} s"
-
-
-def _utc(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S UTC")
-
-
