@@ -55,11 +55,13 @@ class PutPublisher:
     """PutRecords in chunks, retrying the entries Kinesis refused."""
 
     def __init__(self, client, stream: str, on_accepted: OnAccepted,
-                 stop: threading.Event):
+                 stop: threading.Event,
+                 backoff_initial_s: float = PUT_BACKOFF_INITIAL_S):
         self._client = client
         self._stream = stream
         self._on_accepted = on_accepted
         self._stop = stop
+        self._backoff_initial_s = backoff_initial_s  # tests shrink it
 
     def publish(self, records: list[Outgoing]) -> None:
         for chunk in _chunks(records):
@@ -79,7 +81,7 @@ class PutPublisher:
 
         retrying = Retrying(
             retry=retry_if_exception_type(RetriableKinesisError),
-            wait=wait_random_exponential(multiplier=PUT_BACKOFF_INITIAL_S,
+            wait=wait_random_exponential(multiplier=self._backoff_initial_s,
                                          max=PUT_BACKOFF_MAX_S),
             stop=(stop_after_attempt(PUT_MAX_ATTEMPTS)
                   | (lambda state: self._stop.is_set())),
