@@ -11,7 +11,6 @@ from sink_support import (  # noqa: F401  (sink is a fixture)
     add_lease,
     batch,
     count,
-    lease_row,
     meta,
     reading,
     sample,
