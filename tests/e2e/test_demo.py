@@ -203,3 +203,21 @@ def test_interrupt_stops_the_workers_and_exits_130(demo_env, tmp_path,
     assert len(pids) == 2
     assert "interrupted: stopping the fleet and the workers" in text
     assert not [pid for pid in pids if pid_alive(pid)], text
+
+
+def test_mqtt_without_a_broker_is_one_line_and_exit_2(pg_url, schema_name,
+                                                       tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": pg_url, "PG_SCHEMA": schema_name}
+
+    done = run_demo(env, tmp_path / "run", "--via", "mqtt",
+                    "--mqtt-port", str(port))
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"ven-worker: error: --via mqtt needs an MQTT broker, and none "
+        f"answers at 127.0.0.1:{port} (Connection refused); start one or "
+        f"use --via put"]
+    assert "(pid " not in done.stdout  # nothing was started

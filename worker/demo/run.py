@@ -56,6 +56,7 @@ from worker.demo.reconcile import read_stored, reconcile
 from worker.demo.sender import Sender
 from worker.demo.services import (
     SCRIPTS,
+    check_broker,
     demo_schema,
     load_stack,
     recreate_stream,
@@ -147,6 +148,8 @@ class Demo:
         return self._reconcile(exits)
 
     def _set_up(self) -> str:
+        if self.options.via == VIA_MQTT:
+            check_broker(self.options.mqtt_host, self.options.mqtt_port)
         self._resolve_database()
         reset_schema(self.url, self.schema)
         console.item("PostgreSQL", f"{mask_url(self.url)}, schema "

@@ -3,6 +3,7 @@ and an empty stream."""
 
 import importlib.util
 import logging
+import socket
 import sys
 import threading
 import time
@@ -26,6 +27,9 @@ SCHEMA_MARK = "ven-worker demo: dropped and re-created by every demo run"
 # Kinesis deletes a stream asynchronously; LocalStack takes about a second.
 STREAM_GONE_DEADLINE_S = 60.0
 STREAM_GONE_POLL_S = 0.25
+
+# A local broker accepts a connection at once; a wrong host fails here fast.
+BROKER_CONNECT_TIMEOUT_S = 5.0
 
 # CreateStream is repeated when the new stream vanishes before it is ACTIVE
 # (see _create_and_wait); a third failure is not a passing glitch.
@@ -64,6 +68,18 @@ def reset_schema(url: str, schema: str) -> None:
         except psycopg.Error as exc:
             raise ConfigError(f"cannot re-create schema {schema}: "
                               f"{str(exc).strip().splitlines()[0]}") from exc
+
+
+def check_broker(host: str, port: int) -> None:
+    """Before anything starts: --via mqtt without a broker is a setting to
+    fix, not a failure halfway through the run."""
+    try:
+        socket.create_connection((host, port),
+                                 timeout=BROKER_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConfigError(f"--via mqtt needs an MQTT broker, and none answers "
+                          f"at {host}:{port} ({exc.strerror or exc}); start "
+                          f"one or use --via put") from exc
 
 
 def load_stack():
