@@ -197,3 +197,13 @@ def test_batch_retried_after_its_commit_went_through_is_not_stored_again(
     assert count(db, "ingest_rejects") == 1
     assert count(db, "ven_telemetry") == 2
     assert lease_row(db) == before
+
+
+def test_commit_clears_an_operators_reset_position(db, sink):
+    lease = add_lease(db)
+    db.execute("UPDATE shard_leases SET reset_to_timestamp = now()")
+
+    sink.write(batch(lease, _mixed_items(), seq="3"))
+
+    assert db.execute(
+        "SELECT reset_to_timestamp FROM shard_leases").fetchone() == (None,)

@@ -1,9 +1,10 @@
 """One owned shard, end to end: fetch pages, decode them, store each as one
 fenced batch, and stop cleanly.
 
-The next page is fetched while the current one is being written (one page
-ahead, never more), so reading and storing overlap without letting a backlog
-pile up in memory. A shared ``ByteBudget`` caps the bytes held across all
+The next page is fetched and decoded while the current one is being written
+(one page ahead, never more), so reading, decoding and storing overlap
+without letting a backlog pile up in memory: the decode of one batch runs
+while PostgreSQL works through the COPY of the one before. A shared ``ByteBudget`` caps the bytes held across all
 shards of the process.
 """
 
@@ -11,6 +12,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import psycopg
 from tenacity import Retrying, retry_if_exception, wait_random_exponential
@@ -62,6 +64,16 @@ class ByteBudget:
         with self._cond:
             self._used -= n
             self._cond.notify_all()
+
+
+@dataclass(slots=True)
+class Fetched:
+    """One page, decoded: what a batch is made of."""
+
+    page: Page
+    items: list
+    # Checkpoint after the page's last record; None for an empty page.
+    last: Checkpoint | None
 
 
 def _is_transient_db_error(exc: BaseException) -> bool:
@@ -133,14 +145,15 @@ class ShardConsumer(threading.Thread):
             pending = pool.submit(self._fetch)
             try:
                 while True:
-                    page, pending = pending.result(), None
-                    if page is None:
+                    fetched, pending = pending.result(), None
+                    if fetched is None:
                         return "stopped"
+                    page = fetched.page
                     ended = page.next_iterator is None
                     if not ended and not self.stopping():
                         pending = pool.submit(self._fetch)
                     try:
-                        self._store(page, ended)
+                        self._store(fetched, ended)
                     finally:
                         self._budget.release(page.size_bytes)
                     if ended:
@@ -159,28 +172,34 @@ class ShardConsumer(threading.Thread):
         if pending is None:
             return
         try:
-            page = pending.result()
+            fetched = pending.result()
         except Exception:  # the fetch failed: nothing was held
             return
-        if page is not None:
-            self._budget.release(page.size_bytes)
+        if fetched is not None:
+            self._budget.release(fetched.page.size_bytes)
 
-    def _fetch(self) -> Page | None:
+    def _fetch(self) -> Fetched | None:
         if not self._budget.wait_for_room(self.stopping):
             return None
         page = self._reader.fetch_next()
         self._budget.add(page.size_bytes)
         if self._observer:
             self._observer.progress(self.lease.shard_id)
-        return page
+        try:
+            items, last = decode_page(page.records, self.lease.shard_id,
+                                      self._policy)
+        except BaseException:
+            self._budget.release(page.size_bytes)
+            raise
+        return Fetched(page, items, last)
 
     # -- storing -----------------------------------------------------------
 
-    def _store(self, page: Page, ended: bool) -> None:
+    def _store(self, fetched: Fetched, ended: bool) -> None:
         shard = self.lease.shard_id
+        page, items, last = fetched.page, fetched.items, fetched.last
         if not page.records and not ended and not self._lag_is_stale(page):
             return
-        items, last = decode_page(page.records, shard, self._policy)
         if ended:
             checkpoint = Checkpoint(SHARD_END, 0)
         else:

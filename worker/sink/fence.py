@@ -17,9 +17,12 @@ WHERE stream_name = %s AND shard_id = %s AND owner = %s AND lease_counter = %s
 FOR UPDATE
 """
 
-# millis_behind_latest is kept when the batch does not know it.
+# millis_behind_latest is kept when the batch does not know it. An operator's
+# reset position has done its job once a batch read from it commits: from
+# then on the checkpoint says where to resume.
 _MOVE_SQL = """
 UPDATE shard_leases SET
+    reset_to_timestamp = NULL,
     checkpoint_sequence = %s,
     checkpoint_sub_sequence = %s,
     records_stored = records_stored + %s,
