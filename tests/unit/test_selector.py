@@ -103,3 +103,14 @@ def test_group_ranges_are_equal_in_size(groups, data):
     assert hash_group(first, groups) == g
     if first > 0:
         assert hash_group(first - 1, groups) == g - 1
+
+
+def test_group_follows_the_middle_of_the_hash_range():
+    # An emulator's 4-shard stream may start its third shard two keys below
+    # 2^127; by its starting key it would join group 1 of 2.
+    half = 2**127
+    third = parse_selector("2/2")
+
+    assert third.matches("shardId-000000000002", half - 2, TOP)
+    assert not parse_selector("1/2").matches("shardId-000000000002",
+                                             half - 2, TOP)

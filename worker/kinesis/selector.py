@@ -4,10 +4,13 @@ Three forms:
 
 - ``all`` (the default): every shard of the stream.
 - ``G/N``: shard group G of N (1-based). The 2^128 hash-key space is cut into
-  N equal ranges and a shard belongs to the range its starting hash key falls
-  in. Groups follow hash ranges, not shard ids, so after a split or a merge
-  the children land in the group of their own hash range and a fleet keeps
-  its partitioning through resharding.
+  N equal ranges and a shard belongs to the range the middle of its hash
+  range falls in. Groups follow hash ranges, not shard ids, so after a split
+  or a merge the children land in the group of their own hash range and a
+  fleet keeps its partitioning through resharding. The middle rather than
+  the starting key: on AWS's even splits both agree, but an emulator (or a
+  hand-made split) may start a shard a few keys below a group boundary, and
+  by its starting key that shard would join the group it barely touches.
 - a comma-separated list of shard ids: exactly those shards. Children of a
   listed shard are not listed, so this form does not follow resharding; it
   is meant for pinning or debugging one shard.
@@ -35,9 +38,9 @@ _SHARD_ID = re.compile(r"^shardId-\d{12}$")
 _FORMS = "use 'all', 'G/N' (1 <= G <= N) or a comma list of shardId-NNNNNNNNNNNN"
 
 
-def hash_group(starting_hash_key: int | str, groups: int) -> int:
-    """The 1-based group of ``groups`` a starting hash key falls in."""
-    start = int(starting_hash_key)
+def hash_group(hash_key: int | str, groups: int) -> int:
+    """The 1-based group of ``groups`` a hash key falls in."""
+    start = int(hash_key)
     if not 0 <= start < HASH_SPACE:
         raise ValueError(f"hash key {start} is outside 0 .. 2^128-1")
     return start * groups // HASH_SPACE + 1
@@ -51,11 +54,15 @@ class ShardSelector:
     groups: int | None = None
     shard_ids: frozenset[str] | None = None
 
-    def matches(self, shard_id: str, starting_hash_key: int | str) -> bool:
+    def matches(self, shard_id: str, starting_hash_key: int | str,
+                ending_hash_key: int | str | None = None) -> bool:
         if self.shard_ids is not None:
             return shard_id in self.shard_ids
         if self.groups is not None:
-            return hash_group(starting_hash_key, self.groups) == self.group
+            key = int(starting_hash_key)
+            if ending_hash_key is not None:
+                key = (key + int(ending_hash_key)) // 2
+            return hash_group(key, self.groups) == self.group
         return True
 
     def __str__(self) -> str:

@@ -49,7 +49,8 @@ def eligible(leases: Iterable[Lease], selector: ShardSelector) -> list[Lease]:
         lease
         for lease in rows
         if not lease.ended
-        and selector.matches(lease.shard_id, lease.starting_hash_key)
+        and selector.matches(lease.shard_id, lease.starting_hash_key,
+                             lease.ending_hash_key)
         and parents_done(lease)
     ]
 
