@@ -51,7 +51,10 @@ class Report:
         return self.lost == 0 and self.doubled == 0 and not self.unexpected
 
     def line(self) -> str:
-        rejected = sum(self.rejected.values())
+        rejected = str(sum(self.rejected.values()))
+        if self.rejected:
+            rejected += " (" + ", ".join(
+                f"{k} {v}" for k, v in sorted(self.rejected.items())) + ")"
         notes = "".join(f"; {k} {v}" for k, v in self.notes.items())
         return (f"{self.scenario}: sent {self.sent} ({self.poison} poison), "
                 f"stored {self.stored}, duplicates dropped "

@@ -2,7 +2,8 @@
 PostgreSQL, faults, and one checker at the end of each.
 
 Every test here is marked ``faults`` (``-m faults`` runs the suite alone,
-``-m "not faults"`` leaves it out). Each scenario prints one report line;
+``-m "not faults"`` leaves it out); the scenarios, which need LocalStack
+like the end-to-end tests, are marked ``e2e`` too. Each scenario prints one report line;
 all of them are appended to FAULTS_RESULTS (default
 build/faults/results.jsonl) and listed at the end of the run.
 """
@@ -30,6 +31,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in item.path.parents:
             item.add_marker(pytest.mark.faults)
+            if "scenario" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.e2e)
 
 
 def pytest_configure(config):

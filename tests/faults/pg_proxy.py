@@ -52,7 +52,9 @@ class PgProxy:
     """Forwards 127.0.0.1:<port> to the server of ``pg_url``.
 
     ``cut()`` resets every open connection and refuses new ones (accepted,
-    then reset at once) until ``restore()``.
+    then reset at once) until ``restore()``. ``stall()`` holds every byte in
+    both directions until ``resume()``: a partition that heals before TCP
+    gives up, where calls hang instead of failing.
     """
 
     def __init__(self, pg_url: str):
@@ -67,6 +69,8 @@ class PgProxy:
         self._pairs: list[_Pair] = []
         self._lock = threading.Lock()
         self._cut = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._closing = threading.Event()
         self.accepted = 0
         self.refused = 0
@@ -97,8 +101,17 @@ class PgProxy:
         self._cut.clear()
         log.info("proxy %d restored", self.port)
 
+    def stall(self) -> None:
+        self._flowing.clear()
+        log.info("proxy %d stalled", self.port)
+
+    def resume(self) -> None:
+        self._flowing.set()
+        log.info("proxy %d resumed", self.port)
+
     def close(self) -> None:
         self._closing.set()
+        self._flowing.set()
         self._listener.close()
         self.cut()
 
@@ -128,13 +141,14 @@ class PgProxy:
                 threading.Thread(target=self._pump, args=(pair, src, dst),
                                  daemon=True).start()
 
-    @staticmethod
-    def _pump(pair: _Pair, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, pair: _Pair, src: socket.socket,
+              dst: socket.socket) -> None:
         try:
             while True:
                 data = src.recv(PUMP_CHUNK)
                 if not data:
                     break
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
