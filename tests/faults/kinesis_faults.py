@@ -89,6 +89,8 @@ class FaultyKinesis:
         self._real = real
         self._dice = dice
         self._lifetime = iterator_lifetime_s
+        # Every iterator handed out, by issue time. NOTE: never pruned; a
+        # scenario issues a few thousand at most.
         self._issued: dict[str, float] = {}
         self._lock = threading.Lock()
         self._calls = 0
