@@ -19,6 +19,10 @@ from tests.faults.kinesis_proxy import KinesisFaultProxy
 SHARDS = 4
 SEED_IN_PROCESS = 1
 SEED_ON_THE_WIRE = 2
+FAULTS = (THROTTLE, SERVER, TIMEOUT)
+# Each fault this many times on each path before the load stops, so every
+# retry path runs more than once (and a slow run still ends when they have).
+MIN_EACH = 3
 
 
 def test_kinesis_throttling_5xx_and_timeouts(scenario):
@@ -31,7 +35,11 @@ def test_kinesis_throttling_5xx_and_timeouts(scenario):
                                  proxy=False)
         scenario.start_worker("w2", proxy=False, kinesis_endpoint=proxy.url)
         scenario.start_load()
-        scenario.wait_progress(400)
+        scenario.wait_progress(200)
+        scenario.wait_for(
+            lambda: all(dice.injected.get(fault, 0) >= MIN_EACH
+                        for dice in (seam, wire) for fault in FAULTS),
+            f"every fault injected {MIN_EACH} times on both paths")
 
         scenario.notes["injected at the seam"] = dict(seam.injected)
         scenario.notes["injected on the wire"] = dict(wire.injected)
@@ -40,5 +48,5 @@ def test_kinesis_throttling_5xx_and_timeouts(scenario):
         proxy.close()
 
     for dice in (seam, wire):
-        for fault in (THROTTLE, SERVER, TIMEOUT):
-            assert dice.injected.get(fault, 0) > 0, (fault, dice.injected)
+        for fault in FAULTS:
+            assert dice.injected.get(fault, 0) >= MIN_EACH, dice.injected
