@@ -60,6 +60,10 @@ BACKOFF_MAX_S = 10.0
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 15
 
+# The operation name under which the fast GetRecords path goes through the
+# same retrying wrapper as boto3's calls.
+FAST_GET_RECORDS = "fast_get_records"
+
 
 class KinesisError(WorkerError):
     """A Kinesis call failed in a way that retrying will not fix."""
@@ -174,19 +178,36 @@ class KinesisClient:
 
     def __init__(self, boto_client, stop: threading.Event | None = None,
                  on_retry=None, backoff_initial_s: float = BACKOFF_INITIAL_S,
-                 backoff_max_s: float = BACKOFF_MAX_S):
+                 backoff_max_s: float = BACKOFF_MAX_S,
+                 fast_get_records: bool = True):
         self._client = boto_client
         self._stop = stop or threading.Event()
         self._on_retry = on_retry
         self._wait = wait_random_exponential(
             multiplier=backoff_initial_s, max=backoff_max_s
         )
+        # GetRecords answers read by orjson (fast_records.py) cost a fraction
+        # of botocore's parse per record. Only a real botocore client can be
+        # used that way; a wrapped one (fault-injection tests) keeps boto3.
+        self._fast = None
+        # Set once an answer was not understood; never unset, so threads
+        # between the check and the call still find self._fast.
+        self._fast_doubted = False
+        if fast_get_records:
+            from worker.kinesis import fast_records
+
+            if fast_records.fits(boto_client):
+                self._fast = fast_records.FastGetRecords(boto_client)
 
     # -- one attempt each ------------------------------------------------
 
     def _do(self, operation: str, **kwargs):
+        if operation == FAST_GET_RECORDS:
+            call = self._fast.get_records
+        else:
+            call = getattr(self._client, operation)
         try:
-            return getattr(self._client, operation)(**kwargs)
+            return call(**kwargs)
         except Exception as exc:  # translated, never swallowed
             translated = classify(exc)
             if translated is exc:
@@ -275,6 +296,18 @@ class KinesisClient:
         return self._call("get_shard_iterator", **kwargs)["ShardIterator"]
 
     def get_records(self, iterator: str, limit: int) -> Page:
+        if self._fast is not None and not self._fast_doubted:
+            from worker.kinesis.fast_records import ParseDoubt
+
+            try:
+                return self._call(FAST_GET_RECORDS, ShardIterator=iterator,
+                                  Limit=limit)
+            except ParseDoubt as exc:
+                # Asking again with the same iterator is safe: nothing moved.
+                log.warning("GetRecords answer not understood by the fast "
+                            "parser (%s); boto3 reads every page from now on",
+                            exc)
+                self._fast_doubted = True
         response = self._call("get_records", ShardIterator=iterator,
                               Limit=limit)
         records = []
