@@ -12,7 +12,7 @@ import collections
 import random
 import threading
 
-from tests.e2e.worker_harness import TEST_LEASE_DURATION_S
+from tests.e2e.worker_harness import TEST_LEASE_DURATION_S, lease_owners
 from tests.faults import slow_commit
 from tests.faults.kinesis_faults import FaultDice, FaultyKinesis
 from tests.faults.workers import backend_states, terminate_backends
@@ -71,6 +71,12 @@ def test_database_unreachable_past_iterator_lifetime(scenario):
     proxies = [inproc.proxy, sub.proxy]
     scenario.start_load()
     scenario.wait_progress(100)
+    # Only the in-process worker's iterators age at the seam: it must be
+    # reading a shard when the stall begins.
+    scenario.wait_for(
+        lambda: lease_owners(scenario.pg_url, scenario.schema,
+                             scenario.stream).get("w1", 0) > 0,
+        "w1 holding a shard")
 
     for proxy in proxies:
         proxy.stall()

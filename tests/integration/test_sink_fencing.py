@@ -207,3 +207,30 @@ def test_commit_clears_an_operators_reset_position(db, sink):
 
     assert db.execute(
         "SELECT reset_to_timestamp FROM shard_leases").fetchone() == (None,)
+
+
+def test_commit_renews_the_lease_when_told_the_duration(
+        pg_url, migrated_schema, db):
+    lease = add_lease(db)
+    db.execute("UPDATE shard_leases SET lease_expires_at = now()")
+    renewing = PostgresSink(connect(pg_url, migrated_schema),
+                            postgres.SinkSettings(lease_duration_s=600))
+    try:
+        renewing.write(batch(lease, _mixed_items(), seq="3"))
+    finally:
+        renewing.close()
+
+    left = db.execute("SELECT extract(epoch FROM lease_expires_at - now()) "
+                      "FROM shard_leases").fetchone()[0]
+    assert 500 < left <= 600
+
+
+def test_commit_leaves_the_lease_to_the_lease_loop_by_default(db, sink):
+    lease = add_lease(db)
+    db.execute("UPDATE shard_leases SET lease_expires_at = "
+               "'2030-01-01T00:00:00Z'")
+
+    sink.write(batch(lease, _mixed_items(), seq="3"))
+
+    assert db.execute("SELECT lease_expires_at = '2030-01-01T00:00:00Z' "
+                      "FROM shard_leases").fetchone() == (True,)

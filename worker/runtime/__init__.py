@@ -8,7 +8,7 @@ import threading
 import psycopg
 
 from worker.db.connect import connect, mask_url
-from worker.errors import ConfigError
+from worker.errors import ConfigError, TransientError
 from worker.kinesis.client import KinesisClient, make_boto3_client
 from worker.kinesis.selector import parse_selector
 from worker.leases import LeaseCoordinator, LeaseSettings
@@ -50,10 +50,22 @@ def build_worker(settings, stop: threading.Event, observe: Observability,
 
     sink_settings = SinkSettings(
         retention_days=settings.retention_days,
-        partitions_ahead_days=settings.partitions_ahead_days)
+        partitions_ahead_days=settings.partitions_ahead_days,
+        lease_duration_s=settings.lease_duration_s)
+    # A batch transaction never sits idle for long; one that does belongs
+    # to a paused or stuck worker and holds its lease row locked, so no one
+    # could take the shard. The server ends it after one lease duration.
+    batch_session = {"idle_in_transaction_session_timeout":
+                     int(settings.lease_duration_s * 1000)}
 
     def sink_factory() -> PostgresSink:
-        return PostgresSink(connect(url, schema, app_name), sink_settings)
+        try:
+            conn = connect(url, schema, app_name, session=batch_session)
+        except ConfigError as exc:
+            # At start-up this was a configuration problem; now it is an
+            # outage, and the batch is retried until the database is back.
+            raise TransientError(str(exc)) from exc
+        return PostgresSink(conn, sink_settings)
 
     def partition_upkeep(today) -> None:
         sink = sink_factory()

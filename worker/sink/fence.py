@@ -29,6 +29,12 @@ UPDATE shard_leases SET
     duplicates_dropped = duplicates_dropped + %s,
     records_rejected = records_rejected + %s,
     millis_behind_latest = COALESCE(%s, millis_behind_latest),
+    -- The fenced commit proves ownership, so it renews the lease too: a
+    -- worker committing back to back would otherwise keep meeting its own
+    -- row lock in the lease loop and let the lease expire under it.
+    lease_expires_at = CASE WHEN %s::float8 IS NULL THEN lease_expires_at
+        ELSE GREATEST(lease_expires_at,
+                      now() + make_interval(secs => %s::float8)) END,
     last_commit_at = now()
 WHERE stream_name = %s AND shard_id = %s
 """
@@ -66,7 +72,7 @@ def already_committed(batch: Batch, committed: Checkpoint | None) -> bool:
 
 def move_checkpoint(
     cur: psycopg.Cursor, batch: Batch, stored: int, duplicates: int,
-    rejected: int,
+    rejected: int, lease_duration_s: float | None = None,
 ) -> None:
     """Move the (locked) lease row's checkpoint and add the batch's counts."""
     lease, checkpoint = batch.lease, batch.checkpoint
@@ -79,6 +85,8 @@ def move_checkpoint(
             duplicates,
             rejected,
             batch.millis_behind_latest,
+            lease_duration_s,
+            lease_duration_s,
             lease.stream_name,
             lease.shard_id,
         ),

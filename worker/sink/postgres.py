@@ -44,6 +44,9 @@ class SinkSettings:
     # A week ahead: a reading near midnight never waits on DDL, and a stopped
     # upkeep job leaves a week before loads have to make partitions.
     partitions_ahead_days: int = 7
+    # When set, every commit also renews the batch's lease for this long
+    # (the worker's lease duration). None leaves renewal to the lease loop.
+    lease_duration_s: float | None = None
 
 
 class PostgresSink:
@@ -120,7 +123,8 @@ class PostgresSink:
                 rejected=collections.Counter(r.reason for r in rejects),
             )
             move_checkpoint(
-                cur, batch, result.stored, result.duplicates, len(rejects)
+                cur, batch, result.stored, result.duplicates, len(rejects),
+                self.settings.lease_duration_s,
             )
         return result
 
