@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-faults bench clean
+.PHONY: install demo test test-faults bench stop clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -31,6 +31,13 @@ test-faults: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# Stop what the demo and the tests may leave running: the embedded
+# PostgreSQL (its data stays in ~/.cache/ven-worker/pgdata) and a LocalStack
+# that localstack/stack.py started.
+stop: $(STAMP)
+	$(PY) -m worker.db.embedded stop
+	$(PY) localstack/stack.py down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -29,3 +29,32 @@ def start_embedded(data_dir: Path = DEFAULT_DATA_DIR) -> str:
     url = server.get_uri()
     log.info("embedded PostgreSQL ready in %s", data_dir)
     return url
+
+
+def stop_embedded(data_dir: Path = DEFAULT_DATA_DIR) -> bool:
+    """Stop the embedded server if it runs; True when one was stopped. Its
+    data stays in ``data_dir`` for the next run."""
+    if not (data_dir / "postmaster.pid").exists():
+        return False
+    import pgserver
+
+    kwargs = {}
+    if os.geteuid() == 0:
+        # PostgreSQL refuses to run as root; pgserver runs it as the data
+        # folder's owner, and pg_ctl must be that user too.
+        import pwd
+
+        kwargs["user"] = pwd.getpwuid(data_dir.stat().st_uid).pw_name
+    pgserver.pg_ctl(["-m", "fast", "stop"], pgdata=data_dir, **kwargs)
+    log.info("embedded PostgreSQL in %s stopped", data_dir)
+    return True
+
+
+if __name__ == "__main__":
+    # `python -m worker.db.embedded stop` (what `make stop` runs).
+    import sys
+
+    if sys.argv[1:] != ["stop"]:
+        sys.exit("usage: python -m worker.db.embedded stop")
+    print("embedded PostgreSQL stopped" if stop_embedded()
+          else "embedded PostgreSQL was not running")
