@@ -117,3 +117,20 @@ def test_status_command_json_with_localstack(
     assert shard["lag_source"] == LAG_LIVE
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
+
+
+def test_status_of_a_stream_that_does_not_exist_says_so_and_exits_1(
+        pg_url, migrated_schema, localstack_endpoint):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": pg_url,
+           "PG_SCHEMA": migrated_schema,
+           "KINESIS_ENDPOINT": localstack_endpoint,
+           "STREAM_NAME": "no-such-stream-7c1e", "LOG_LEVEL": "WARNING"}
+    result = subprocess.run([sys.executable, "-m", "worker", "status"],
+                            env=env, capture_output=True, text=True,
+                            timeout=120)
+
+    assert result.returncode == 1
+    assert "'no-such-stream-7c1e' does not exist" in result.stdout

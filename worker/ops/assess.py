@@ -23,7 +23,7 @@ from worker.ops.model import (
     WorkerStatus,
 )
 from worker.ops.positions import next_start
-from worker.ops.stream_view import StreamView
+from worker.ops.stream_view import STREAM_NOT_FOUND, StreamView
 
 # Share of one shard above which traffic counts as concentrated. With a key
 # that varies (${venId} over a fleet, or ${newuuid()}) shards' shares differ
@@ -240,6 +240,9 @@ def stream_warnings(status: StreamStatus, view: StreamView, snapshot: Snapshot,
     if not view.reachable:
         found.append(f"Kinesis not reachable at {where} ({view.error}); lag "
                      "is as recorded by the workers at their last commit")
+    elif view.status == STREAM_NOT_FOUND:
+        found.append(f"stream {status.stream_name!r} does not exist at "
+                     f"{where}: check STREAM_NAME and KINESIS_ENDPOINT")
     elif view.status and view.status != "ACTIVE":
         found.append(f"stream is {view.status}: a reshard or change is in "
                      "progress")

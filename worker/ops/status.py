@@ -16,6 +16,7 @@ from worker.ops.leases_view import check_tables, read_snapshot
 from worker.ops.model import StreamStatus
 from worker.ops.render import to_json, to_text
 from worker.ops.stream_view import (
+    STREAM_NOT_FOUND,
     measure_live_lag,
     one_attempt_client,
     read_stream,
@@ -71,4 +72,5 @@ def status(settings, as_json: bool = False) -> int:
     """Print the stream's status as a table, or as JSON for scripts."""
     collected = collect_status(settings)
     print(to_json(collected) if as_json else to_text(collected))
-    return 0
+    # Scripts can tell a stream that is not there from a healthy one.
+    return 1 if collected.stream_status == STREAM_NOT_FOUND else 0

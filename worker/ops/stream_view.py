@@ -17,6 +17,7 @@ from worker.kinesis.client import (
     KinesisClient,
     Page,
     ShardInfo,
+    StreamNotFound,
     make_boto3_client,
 )
 from worker.kinesis.reader import ShardReader, StartPosition
@@ -56,11 +57,19 @@ def one_attempt_client(settings) -> KinesisClient:
     return KinesisClient(boto, stop=stop)
 
 
+# The stream status shown when Kinesis says the stream does not exist.
+STREAM_NOT_FOUND = "NOT FOUND"
+
+
 def read_stream(client: KinesisClient, stream: str) -> StreamView:
     """The stream's status and shards, or a view saying why not."""
     try:
         summary = client.describe_stream(stream)
         shards = client.list_shards(stream)
+    except StreamNotFound:
+        # Kinesis answered: the stream is not there (deleted, or a wrong
+        # STREAM_NAME). The lease rows, if any, are still worth showing.
+        return StreamView(reachable=True, status=STREAM_NOT_FOUND)
     except KINESIS_FAILURES as exc:
         log.debug("stream %s not readable: %s", stream, exc)
         return StreamView(reachable=False, error=one_line(exc))
