@@ -506,3 +506,16 @@ def test_reset_with_bad_arguments_is_a_config_error_and_changes_nothing(
     stored = row(db, shard_id(0))
     assert stored["lease_counter"] == 0
     assert stored["checkpoint_sequence"] is None
+
+
+def test_prune_gone_keeps_rows_created_after_the_listing_began(table, db):
+    table.ensure_rows(even_shards(2))
+    listed_at = table.now()
+    # Another worker finds a newer shard after this worker's listing began.
+    db.execute("SELECT pg_sleep(0.01)")
+    table.ensure_rows(even_shards(3))
+
+    pruned = table.prune_gone([shard_id(0), shard_id(1)], listed_at)
+
+    assert pruned == []
+    assert len(table.list()) == 3

@@ -13,6 +13,7 @@ from datetime import datetime
 import boto3
 import botocore.config
 import botocore.exceptions
+import urllib3.exceptions
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -37,11 +38,13 @@ SERVER_CODES = frozenset({
     "InternalFailure", "InternalFailureException", "ServiceUnavailable",
     "ServiceUnavailableException", "InternalServerError",
 })
+# Transport faults: botocore's connection family (refused, closed, timed
+# out, TLS, proxy), its generic HTTP client error, and urllib3's errors,
+# which surface unwrapped when a response body breaks off mid-read.
 CONNECTION_ERRORS = (
-    botocore.exceptions.EndpointConnectionError,
-    botocore.exceptions.ConnectionClosedError,
-    botocore.exceptions.ReadTimeoutError,
-    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    urllib3.exceptions.HTTPError,
 )
 CREDENTIAL_CODES = frozenset({
     "UnrecognizedClientException", "InvalidSignatureException",

@@ -95,13 +95,23 @@ class LeaseCoordinator:
         with self._lock:
             return dict(self._held)
 
-    def forget(self, shard_id: str) -> None:
+    def forget(self, shard_id: str, counter: int | None = None) -> None:
+        """Stop renewing a lease; with ``counter``, only if it is still the
+        one held (the shard may have been taken again since)."""
         with self._lock:
-            self._held.pop(shard_id, None)
+            if counter is None or self._held.get(shard_id) == counter:
+                self._held.pop(shard_id, None)
 
-    def sync_shards(self, shards: Iterable[ShardLike]) -> list[str]:
-        """Bring the lease rows in line with discovery; returns new rows."""
-        return self._with_table(self._sync, list(shards))
+    def database_now(self):
+        """The database's clock, the one every lease time is measured by."""
+        return self._with_table(LeaseTable.now)
+
+    def sync_shards(self, shards: Iterable[ShardLike],
+                    listed_at=None) -> list[str]:
+        """Bring the lease rows in line with discovery; returns new rows.
+        ``listed_at`` (database time taken before the listing) keeps rows
+        created since then out of the prune."""
+        return self._with_table(self._sync, list(shards), listed_at)
 
     def lease_row(self, shard_id: str) -> dict | None:
         lease = self._with_table(LeaseTable.get, shard_id)
@@ -175,13 +185,14 @@ class LeaseCoordinator:
 
         table.prune_workers(self.settings.dead_worker_retention_s)
 
-    def _sync(self, table: LeaseTable, shards: list) -> list[str]:
+    def _sync(self, table: LeaseTable, shards: list,
+              listed_at=None) -> list[str]:
         created = table.ensure_rows(shards)
         if created:
             log.info("stream %s: lease rows created for %s",
                      self.stream_name, ", ".join(created))
         for shard_id, had_ended in table.prune_gone(
-                shard.shard_id for shard in shards):
+                (shard.shard_id for shard in shards), listed_at):
             if had_ended:
                 log.info("stream %s: shard %s aged out of the stream; its "
                          "lease row is removed", self.stream_name, shard_id)

@@ -211,23 +211,30 @@ class LeaseTable:
         )
         return _lease(rows[0]) if rows else None
 
-    def prune_gone(self, present_shard_ids: Iterable[str]
-                   ) -> list[tuple[str, bool]]:
+    def now(self):
+        return self._run("SELECT now()")[0][0]
+
+    def prune_gone(self, present_shard_ids: Iterable[str],
+                   listed_before=None) -> list[tuple[str, bool]]:
         """Delete rows of shards that discovery no longer lists: they aged
         out of the stream, and whatever they held is gone with them. Their
         children count a missing parent as done, so a parent that vanished
         before it was read to the end cannot block its children forever.
         Returns (shard_id, had_ended) for each row removed. Refuses an empty
         list, which would more likely mean a failed discovery than an empty
-        stream."""
+        stream. With ``listed_before`` (when the listing began), rows created
+        after it are kept: a slow worker's old listing must not delete the
+        children another worker has just found."""
         present = sorted(set(present_shard_ids))
         if not present:
             return []
         rows = self._run(
             "DELETE FROM shard_leases WHERE stream_name = %(stream)s "
             "AND NOT (shard_id = ANY(%(present)s)) "
+            "AND (%(before)s::timestamptz IS NULL "
+            "     OR created_at < %(before)s::timestamptz) "
             f"RETURNING shard_id, checkpoint_sequence = '{SHARD_END}'",
-            present=present,
+            present=present, before=listed_before,
         )
         return sorted((row[0], bool(row[1])) for row in rows)
 

@@ -52,11 +52,17 @@ def build_worker(settings, stop: threading.Event, observe: Observability,
         retention_days=settings.retention_days,
         partitions_ahead_days=settings.partitions_ahead_days,
         lease_duration_s=settings.lease_duration_s)
-    # A batch transaction never sits idle for long; one that does belongs
-    # to a paused or stuck worker and holds its lease row locked, so no one
-    # could take the shard. The server ends it after one lease duration.
-    batch_session = {"idle_in_transaction_session_timeout":
-                     int(settings.lease_duration_s * 1000)}
+    # A batch transaction that stalls belongs to a paused or stuck worker
+    # and holds its lease row locked, so no one could take the shard. The
+    # server ends it: idle in the transaction for a lease duration, or one
+    # statement (a COPY waiting for data counts as busy, not idle) running
+    # for three. Lock waits (partition DDL, a lease row) give up after one
+    # lease duration instead of queueing the fleet behind a stalled session.
+    # Each ends the batch with an error, and the batch is tried again.
+    lease_ms = int(settings.lease_duration_s * 1000)
+    batch_session = {"idle_in_transaction_session_timeout": lease_ms,
+                     "statement_timeout": 3 * lease_ms,
+                     "lock_timeout": lease_ms}
 
     def sink_factory() -> PostgresSink:
         try:
@@ -109,8 +115,9 @@ def run(settings) -> int:
         install_signal_handlers(worker)
         return worker.run()
     except psycopg.OperationalError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(
             f"PostgreSQL at {mask_url(settings.database_url)} failed at "
-            f"start-up: {str(exc).strip().splitlines()[0]}") from exc
+            f"start-up: {first}") from exc
     finally:
         observe.close()

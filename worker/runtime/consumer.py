@@ -4,8 +4,8 @@ fenced batch, and stop cleanly.
 The next page is fetched and decoded while the current one is being written
 (one page ahead, never more), so reading, decoding and storing overlap
 without letting a backlog pile up in memory: the decode of one batch runs
-while PostgreSQL works through the COPY of the one before. A shared ``ByteBudget`` caps the bytes held across all
-shards of the process.
+while PostgreSQL works through the COPY of the one before. A shared
+``ByteBudget`` caps the bytes held across all shards of the process.
 """
 
 import logging
@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psycopg
+import psycopg.errors
 from tenacity import Retrying, retry_if_exception, wait_random_exponential
 
 from worker.errors import LeaseLost, TransientError
@@ -76,8 +77,19 @@ class Fetched:
     last: Checkpoint | None
 
 
+# Errors after which the same batch may well succeed: a lost or refused
+# connection, a timeout, a failover. psycopg files two of them under
+# InternalError (class 25), so they are listed by name.
+TRANSIENT_DB_ERRORS = (
+    psycopg.OperationalError,
+    psycopg.errors.IdleInTransactionSessionTimeout,
+    psycopg.errors.ReadOnlySqlTransaction,
+    TransientError,
+)
+
+
 def _is_transient_db_error(exc: BaseException) -> bool:
-    return isinstance(exc, (psycopg.OperationalError, TransientError))
+    return isinstance(exc, TRANSIENT_DB_ERRORS)
 
 
 class ShardConsumer(threading.Thread):
@@ -107,6 +119,7 @@ class ShardConsumer(threading.Thread):
         self._on_done = on_done
         self._observer = observer
         self._last_write = 0.0
+        self.batches_committed = 0
         self._last_lag: int | None = None
         # The checkpoint last committed for this shard (None: none yet).
         self._committed = committed
@@ -215,6 +228,7 @@ class ShardConsumer(threading.Thread):
         self._last_write = time.monotonic()
         self._last_lag = page.millis_behind_latest
         self._committed = checkpoint
+        self.batches_committed += 1
         log.debug("shard %s stored batch up to %s: %d stored, %d duplicates, "
                   "%d rejected in %.3fs", shard,
                   checkpoint.sequence_number,

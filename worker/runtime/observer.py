@@ -29,8 +29,9 @@ class RuntimeObserver:
             m.inflight_bytes(self._budget.used)
         self._health.reader_progressed(shard_id)
 
-    def commit_took(self, shard_id: str, seconds: float) -> None:
-        self._metrics.commit_took(shard_id, seconds)
+    def watch_budget(self, budget) -> None:
+        """Report this budget's bytes in flight with every batch."""
+        self._budget = budget
 
     def progress(self, shard_id: str) -> None:
         self._health.reader_progressed(shard_id)

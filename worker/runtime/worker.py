@@ -65,14 +65,17 @@ class Worker:
         self._observer = observer
         self.stop = stop or threading.Event()
         self._budget = ByteBudget(settings.max_inflight_bytes)
+        if observer is not None:
+            observer.watch_budget(self._budget)
         self._consumers: dict[str, ShardConsumer] = {}
         # shard_id -> (consecutive failures, earliest restart time)
         self._failures: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._discover_now = threading.Event()
-        self._last_discovery = 0.0
-        self._last_upkeep = 0.0
+        # Never: monotonic time starts near zero on a freshly booted host.
+        self._last_discovery = float("-inf")
+        self._last_upkeep = float("-inf")
 
     # -- the control loop --------------------------------------------------
 
@@ -92,25 +95,34 @@ class Worker:
 
     def _control_step(self) -> None:
         now = time.monotonic()
-        try:
-            if (self._discover_now.is_set() or now - self._last_discovery
-                    >= self._settings.discovery_interval_s):
-                self._discover_now.clear()
-                self._discover()
+        # Each step on its own: Kinesis being down must not stop consumers
+        # from being started or stopped, and the reverse. A failed step is
+        # tried again on a later tick.
+        if (self._discover_now.is_set() or now - self._last_discovery
+                >= self._settings.discovery_interval_s):
+            self._discover_now.clear()
+            if self._try_step("discovery", self._discover):
                 self._last_discovery = now
-            self._reconcile_consumers()
-            if now - self._last_upkeep >= PARTITION_UPKEEP_INTERVAL_S:
-                self._partition_upkeep(datetime.now(timezone.utc).date())
+        self._try_step("reconcile", self._reconcile_consumers)
+        if now - self._last_upkeep >= PARTITION_UPKEEP_INTERVAL_S:
+            today = datetime.now(timezone.utc).date()
+            if self._try_step("partition upkeep", self._partition_upkeep,
+                              today):
                 self._last_upkeep = now
-        except WorkerError as exc:
-            # A failed cycle (database or Kinesis down) is retried on the
-            # next tick; consumers keep their own retries meanwhile.
-            log.warning("control cycle failed: %s", exc)
-        except Exception:
-            log.exception("control cycle failed")
         if self._observer:
             self._observer.control_tick()
             self._observer.leases(len(self._leases.held()))
+
+    @staticmethod
+    def _try_step(name: str, step, *args) -> bool:
+        try:
+            step(*args)
+            return True
+        except WorkerError as exc:
+            log.warning("%s failed (retried on a later tick): %s", name, exc)
+        except Exception:
+            log.exception("%s failed (retried on a later tick)", name)
+        return False
 
     def attach_leases(self, coordinator) -> None:
         """The coordinator is built after the worker, because its callbacks
@@ -123,8 +135,11 @@ class Worker:
         self._wake.set()
 
     def lease_lost(self, shard_id: str, counter: int) -> None:
-        with self._lock:
-            consumer = self._consumers.get(shard_id)
+        # NOTE: called on the lease thread while it holds the coordinator's
+        # database lock, so this takes no lock of the worker's: the control
+        # loop may hold that one while it waits for the database lock. A
+        # single dict read is atomic.
+        consumer = self._consumers.get(shard_id)
         if consumer is not None and consumer.lease.lease_counter == counter:
             consumer.own_stop.set()
         self._wake.set()
@@ -134,25 +149,33 @@ class Worker:
         self._wake.set()
 
     def _discover(self) -> None:
+        # Rows created after the listing began (another worker saw newer
+        # shards) must not be pruned as "gone" by this older listing.
+        listed_at = self._leases.database_now()
         shards = self._kinesis.list_shards(self.stream)
-        self._leases.sync_shards(shards)
+        self._leases.sync_shards(shards, listed_at)
         log.debug("discovered %d shards", len(shards))
 
     def _reconcile_consumers(self) -> None:
         held: dict[str, int] = self._leases.held()
+        now = time.monotonic()
         with self._lock:
             for shard_id, consumer in list(self._consumers.items()):
                 if held.get(shard_id) != consumer.lease.lease_counter:
                     log.info("shard %s lease moved away; stopping its "
                              "consumer", shard_id)
                     consumer.own_stop.set()
-            now = time.monotonic()
-            for shard_id, counter in held.items():
-                if shard_id in self._consumers or self.stop.is_set():
-                    continue
-                if self._failures.get(shard_id, (0, 0.0))[1] > now:
-                    continue
-                self._start_consumer(shard_id, counter)
+            to_start = [
+                (shard_id, counter) for shard_id, counter in held.items()
+                if shard_id not in self._consumers
+                and self._failures.get(shard_id, (0, 0.0))[1] <= now
+            ]
+        # Outside the lock: starting reads the lease row, and the lease
+        # thread may hold the database while it calls back into the worker.
+        for shard_id, counter in to_start:
+            if self.stop.is_set():
+                return
+            self._start_consumer(shard_id, counter)
 
     def _start_consumer(self, shard_id: str, counter: int) -> None:
         row = self._leases.lease_row(shard_id)
@@ -180,7 +203,10 @@ class Worker:
                                  self._policy, self._budget, self.stop,
                                  self._consumer_done, self._observer,
                                  committed=committed)
-        self._consumers[shard_id] = consumer
+        with self._lock:
+            if shard_id in self._consumers:
+                return
+            self._consumers[shard_id] = consumer
         log.info("shard %s: consumer started (lease counter %d, from %s)",
                  shard_id, counter, row["checkpoint_sequence"]
                  or ("TRIM_HORIZON" if start.is_child else start.initial))
@@ -196,12 +222,19 @@ class Worker:
             # coordinator gives the ended lease back on its next cycle.
             self._discover_now.set()
         elif reason == "lease_lost":
-            self._leases.forget(shard_id)
+            # Only this lease: the shard may be ours again under a newer
+            # counter by now.
+            self._leases.forget(shard_id, consumer.lease.lease_counter)
         # "failed": the lease is still ours; the control loop restarts the
         # consumer from the last committed checkpoint after a pause.
         with self._lock:
             if reason == "failed":
-                count = self._failures.get(shard_id, (0, 0.0))[0] + 1
+                # A consumer that stored something before failing starts
+                # the count afresh: occasional faults never add up to the
+                # longest pause.
+                count = 1
+                if not consumer.batches_committed:
+                    count += self._failures.get(shard_id, (0, 0.0))[0]
                 pause = min(RESTART_BACKOFF_MAX_S,
                             RESTART_BACKOFF_INITIAL_S * 2 ** (count - 1))
                 self._failures[shard_id] = (count, time.monotonic() + pause)

@@ -34,8 +34,11 @@ UPDATE shard_leases SET
     -- row lock in the lease loop and let the lease expire under it.
     lease_expires_at = CASE WHEN %s::float8 IS NULL THEN lease_expires_at
         ELSE GREATEST(lease_expires_at,
-                      now() + make_interval(secs => %s::float8)) END,
-    last_commit_at = now()
+                      clock_timestamp() + make_interval(secs => %s::float8))
+        END,
+    -- clock_timestamp(), not now(): now() is when the transaction began, and
+    -- a long batch would renew a lease that is already past.
+    last_commit_at = clock_timestamp()
 WHERE stream_name = %s AND shard_id = %s
 """
 

@@ -26,7 +26,11 @@ from datetime import date
 
 import psycopg
 from psycopg import sql
-from psycopg.errors import ProgramLimitExceeded, UniqueViolation
+from psycopg.errors import (
+    ProgramLimitExceeded,
+    StatementTooComplex,
+    UniqueViolation,
+)
 
 from worker.errors import TransientError
 from worker.records.model import Reading, Reject
@@ -44,7 +48,8 @@ log = logging.getLogger(__name__)
 
 # What PostgreSQL raises for a value it will not hold: classes 22 and 23 (out
 # of range, bad text, too long, a CHECK or NOT NULL an operator added) and
-# 54000 (a value too big for an index entry, such as a long random eventId).
+# class 54 (a value too big for an index entry, such as a long random
+# eventId; a value too complex to process).
 # psycopg files 54000 under OperationalError, which would otherwise read as
 # "retry the batch" and stall the shard on that one record forever.
 # Anything else (a lost connection, a missing column) fails the batch.
@@ -52,6 +57,7 @@ REFUSALS = (
     psycopg.DataError,
     psycopg.IntegrityError,
     ProgramLimitExceeded,
+    StatementTooComplex,
 )
 
 
