@@ -56,10 +56,13 @@ RENEWALS_PER_LEASE = 3
 # finds new child shards soon enough at one ListShards call per worker.
 DEFAULT_DISCOVERY_INTERVAL_S = 60.0
 
-# Records fetched but not yet committed, across all shards of the process.
-# 64 MiB holds several full GetRecords pages (up to 10 MiB each) so fetching
-# overlaps loading, and stays small beside a 1 GiB task's memory.
-DEFAULT_MAX_INFLIGHT_BYTES = 64 * MIB
+# Memory held by fetched pages not yet stored, across all shards of the
+# process: their record bytes and the decoded readings, estimated at six
+# times the record bytes (see worker/runtime/consumer.py). A 10,000-record
+# page of 8-circuit readings costs about 65 MiB that way; 160 MiB lets one
+# page be stored while the next is fetched and decoded, and keeps a worker
+# draining a backlog on many shards within a few hundred MB.
+DEFAULT_MAX_INFLIGHT_BYTES = 160 * MIB
 
 # AWS IoT caps an MQTT message at 128 KiB, so a larger record did not come
 # from the rule as a plain reading; 1 MiB leaves room for KPL aggregates while
@@ -338,8 +341,9 @@ class Settings:
         READING, metavar="SECONDS")
     max_inflight_bytes: int = setting(
         DEFAULT_MAX_INFLIGHT_BYTES, "MAX_INFLIGHT_BYTES", _size(MIB, 1024 * MIB),
-        "Bytes fetched but not yet committed, across all shards; readers "
-        "wait when it is reached.", READING, show=format_size,
+        "Memory for fetched records not yet stored, across all shards "
+        "(record bytes x6, for the decoded readings); readers wait when it "
+        "is reached.", READING, show=format_size,
         metavar="BYTES")
     max_record_bytes: int = setting(
         DEFAULT_MAX_RECORD_BYTES, "MAX_RECORD_BYTES", _size(KIB, 16 * MIB),
