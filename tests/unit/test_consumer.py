@@ -78,3 +78,21 @@ def test_lost_lease_returns_the_prefetched_pages_bytes():
 
     assert done == ["lease_lost"]
     assert budget.used == 0
+
+
+def test_observer_summary_counts_batches_since_the_last_one():
+    from worker.observe import Observability
+    from worker.runtime.observer import RuntimeObserver
+
+    settings = type("S", (), {"worker_id": "w", "stream_name": "s",
+                              "lease_duration_s": 10.0, "metrics_port": 0})
+    observer = RuntimeObserver(Observability.start(settings))
+    result = BatchResult(3, 1, collections.Counter({"not_json": 2}))
+
+    observer.batch_stored("shard-0", result, _page(0, 6), 0.1)
+    first = observer.take_summary()
+    second = observer.take_summary()
+
+    assert first == {"batches": 1, "records": 6, "stored": 3,
+                     "duplicates": 1, "rejected": 2, "inflight_bytes": 0}
+    assert second["batches"] == 0

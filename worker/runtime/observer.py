@@ -1,6 +1,9 @@
 """What the consumers and the control loop report, turned into metrics and
 health. Keeps ``observe/`` free of any knowledge of batches and pages."""
 
+import collections
+import threading
+
 from worker.kinesis.client import Page
 from worker.observe import Observability
 from worker.sink.batch import BatchResult
@@ -11,9 +14,18 @@ class RuntimeObserver:
         self._metrics = observe.metrics
         self._health = observe.health
         self._budget = budget
+        # Totals since the last periodic summary (see ``take_summary``).
+        self._lock = threading.Lock()
+        self._since = collections.Counter()
 
     def batch_stored(self, shard_id: str, result: BatchResult, page: Page,
                      seconds: float, newest=None, samples: int = 0) -> None:
+        with self._lock:
+            self._since["batches"] += 1
+            self._since["records"] += len(page.records)
+            self._since["stored"] += result.stored
+            self._since["duplicates"] += result.duplicates
+            self._since["rejected"] += sum(result.rejected.values())
         m = self._metrics
         m.records_read(shard_id, len(page.records))
         m.readings_stored(shard_id, result.stored, samples)
@@ -47,6 +59,15 @@ class RuntimeObserver:
         self._metrics.leases_held(held)
         if change:
             self._metrics.lease_changed(change)
+
+    def take_summary(self) -> dict:
+        """Totals since the last call, and the bytes in flight now."""
+        with self._lock:
+            since, self._since = self._since, collections.Counter()
+        summary = {key: since[key] for key in
+                   ("batches", "records", "stored", "duplicates", "rejected")}
+        summary["inflight_bytes"] = self._budget.used if self._budget else 0
+        return summary
 
     def control_tick(self) -> None:
         self._health.lease_loop_ticked()

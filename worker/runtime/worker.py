@@ -43,6 +43,10 @@ PARTITION_UPKEEP_INTERVAL_S = 3600.0
 RESTART_BACKOFF_INITIAL_S = 1.0
 RESTART_BACKOFF_MAX_S = 60.0
 
+# A periodic summary at info: often enough to show an operator the worker is
+# alive and moving, rare enough that per-batch detail stays at debug.
+SUMMARY_INTERVAL_S = 60.0
+
 # How often the control loop looks without being woken. Lease changes wake it
 # at once; this only bounds how soon a failed consumer is restarted.
 CONTROL_TICK_S = 1.0
@@ -76,6 +80,7 @@ class Worker:
         # Never: monotonic time starts near zero on a freshly booted host.
         self._last_discovery = float("-inf")
         self._last_upkeep = float("-inf")
+        self._last_summary = time.monotonic()
 
     # -- the control loop --------------------------------------------------
 
@@ -112,6 +117,20 @@ class Worker:
         if self._observer:
             self._observer.control_tick()
             self._observer.leases(len(self._leases.held()))
+            if now - self._last_summary >= SUMMARY_INTERVAL_S:
+                self._last_summary = now
+                self._log_summary()
+
+    def _log_summary(self) -> None:
+        summary = self._observer.take_summary()
+        held = self._leases.held()
+        log.info("summary: %d leases (%s); last %.0f s: %d records in %d "
+                 "batches, %d stored, %d duplicates, %d rejected; %d bytes "
+                 "in flight", len(held), ", ".join(sorted(held)) or "none",
+                 SUMMARY_INTERVAL_S, summary["records"], summary["batches"],
+                 summary["stored"], summary["duplicates"],
+                 summary["rejected"], summary["inflight_bytes"],
+                 extra={"summary": summary})
 
     @staticmethod
     def _try_step(name: str, step, *args) -> bool:
