@@ -28,6 +28,9 @@ import time
 import uuid
 from pathlib import Path
 
+import boto3
+import botocore.config
+import botocore.exceptions
 import psycopg
 
 from readings import reading, ven_id
@@ -53,6 +56,11 @@ COMMAND = ".venv/bin/python bench/bench_drain.py"
 # PutRecords takes at most 500 records a call.
 PUT_BATCH = 500
 
+# The pre-load is not what is measured: give LocalStack, slow under load,
+# a minute per call and let botocore retry, instead of failing the run.
+PRELOAD_CONFIG = botocore.config.Config(
+    read_timeout=60, retries={"total_max_attempts": 5, "mode": "standard"})
+
 TARGET_RATIO = 1.2
 
 
@@ -63,11 +71,23 @@ def create_stream(client, name: str, shards: int) -> None:
 
 
 def preload(client, name: str, readings: int) -> dict[str, int]:
-    """Put ``readings`` readings; returns how many landed on each shard."""
+    """Put ``readings`` readings; returns how many landed on each shard.
+
+    A call that timed out may still have been applied and is then put again:
+    the stream holds a few records twice, which the worker counts as
+    duplicates and the drain's count of stored readings ignores."""
     per_shard: dict[str, int] = {}
     pending = [{"Data": reading(i), "PartitionKey": ven_id(i)}
                for i in range(readings)]
+    started = time.perf_counter()
+    step = max(PUT_BATCH, readings // 5)
+    shown = 0
     while pending:
+        put = readings - len(pending)
+        if put >= shown + step:
+            shown = put
+            print(f"  pre-load: {put:,} put after "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
         batch, pending = pending[:PUT_BATCH], pending[PUT_BATCH:]
         answer = client.put_records(StreamName=name, Records=batch)
         failed = []
@@ -91,12 +111,31 @@ def bare_read(endpoint: str, name: str, per_shard: dict[str, int]) -> float:
         for shard in per_shard
     }
     errors: list[BaseException] = []
+    retried: list[str] = []
 
     def read(shard: str) -> None:
         try:
-            iterator, seen = iterators[shard], 0
+            iterator, seen, last = iterators[shard], 0, None
             while seen < per_shard[shard]:
-                page = client.get_records(ShardIterator=iterator, Limit=10_000)
+                try:
+                    page = client.get_records(ShardIterator=iterator,
+                                              Limit=10_000)
+                except botocore.exceptions.ReadTimeoutError:
+                    # As the worker does: the same iterator, once more.
+                    retried.append(shard)
+                    continue
+                except client.exceptions.ExpiredIteratorException:
+                    # As the worker does: a new one, after the last record.
+                    retried.append(shard)
+                    iterator = client.get_shard_iterator(
+                        StreamName=name, ShardId=shard,
+                        **({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                            "StartingSequenceNumber": last} if last else
+                           {"ShardIteratorType": "TRIM_HORIZON"})
+                    )["ShardIterator"]
+                    continue
+                if page["Records"]:
+                    last = page["Records"][-1]["SequenceNumber"]
                 seen += len(page["Records"])
                 iterator = page["NextShardIterator"]
         except BaseException as exc:  # reported by the caller
@@ -109,9 +148,13 @@ def bare_read(endpoint: str, name: str, per_shard: dict[str, int]) -> float:
         thread.start()
     for thread in threads:
         thread.join()
+    seconds = time.perf_counter() - started
     if errors:
         raise errors[0]
-    return time.perf_counter() - started
+    if retried:
+        print(f"  (bare read: {len(retried)} GetRecords calls timed out or "
+              f"found their iterator expired, and were repeated)")
+    return seconds
 
 
 def run_worker(url: str, endpoint: str, name: str, readings: int,
@@ -152,7 +195,9 @@ def run(readings: int, shards: int, endpoint: str, url: str,
     print(f"command: {COMMAND} --readings {readings} --shards {shards} "
           f"--endpoint {endpoint}{shown}")
     print(f"load average at start: {load_average()}")
-    client = make_boto3_client(endpoint, "us-east-1")
+    client = boto3.client("kinesis", endpoint_url=endpoint,
+                          region_name="us-east-1", aws_access_key_id="test",
+                          aws_secret_access_key="test", config=PRELOAD_CONFIG)
     name = f"bench-drain-{uuid.uuid4().hex[:10]}"
     create_stream(client, name, shards)
     try:

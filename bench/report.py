@@ -27,7 +27,14 @@ ABOUT = {
     "drain": "A LocalStack stream pre-loaded with readings on 4 shards: "
              "time for `python -m worker run` to store them all (from its "
              "start) against a bare GetRecords loop reading the same "
-             "records and doing nothing with them.",
+             "records and doing nothing with them. 10,000 readings, not "
+             "the issue's 50,000: LocalStack's Kinesis (kinesis-mock) slows "
+             "as a stream grows; in an earlier run on this machine "
+             "(`bench/bench_drain.py --readings 20000`) its PutRecords fell "
+             "from about 330 to about 60 records/s as the stream filled, "
+             "and the bare read's first GetRecords calls on its "
+             "5,000-record shards outlived their 300 s iterators. The "
+             "pre-load's progress lines below show this run's pace.",
     "latency": "Put-to-row at a steady rate with the default idle interval "
                "(1 s), the stream being bench/fake_kinesis.py because "
                "LocalStack here takes only about 450 puts/s.",
