@@ -27,20 +27,27 @@ ABOUT = {
     "drain": "A LocalStack stream pre-loaded with readings on 4 shards: "
              "time for `python -m worker run` to store them all (from its "
              "start) against a bare GetRecords loop reading the same "
-             "records and doing nothing with them. 10,000 readings, not "
+             "records and doing nothing with them (read once before the "
+             "worker and once after; the faster of the two is the bar). "
+             "10,000 readings, not "
              "the issue's 50,000: LocalStack's Kinesis (kinesis-mock) slows "
              "as a stream grows; in an earlier run on this machine "
              "(`bench/bench_drain.py --readings 20000`) its PutRecords fell "
              "from about 330 to about 60 records/s as the stream filled, "
              "and the bare read's first GetRecords calls on its "
              "5,000-record shards outlived their 300 s iterators. The "
-             "pre-load's progress lines below show this run's pace.",
+             "pre-load's progress lines below show this run's pace. "
+             "LocalStack answers MillisBehindLatest 0 throughout, so the "
+             "plot's lag is the backlog line.",
     "latency": "Put-to-row at a steady rate with the default idle interval "
                "(1 s), the stream being bench/fake_kinesis.py because "
                "LocalStack here takes only about 450 puts/s.",
     "memory": "Peak RSS (VmHWM) of `python -m worker run` with default "
               "settings draining a backlog on 8 shards from "
-              "bench/fake_kinesis.py.",
+              "bench/fake_kinesis.py. The plot's MillisBehindLatest "
+              "grows through the drain because the fake endpoint "
+              "stamps the whole backlog as arriving when it starts "
+              "serving.",
 }
 TITLES = {
     "decode": "Decode (context)",
