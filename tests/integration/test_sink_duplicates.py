@@ -186,3 +186,40 @@ def test_two_workers_loading_the_same_readings_at_once_store_each_once(
     assert sum(r.duplicates for r in results) == 3000
     assert count(db, "ven_telemetry") == 3000
     assert count(db, "ven_load_samples") == 6000
+
+
+def test_probe_runs_first_only_while_duplicates_turn_up(db, sink, monkeypatch):
+    lease = add_lease(db)
+    real_probe = load._stored_positions
+    probes = []
+
+    def counted_probe(cur, readings):
+        probes.append(sorted(r.ven_id for r in readings))
+        return real_probe(cur, readings)
+
+    monkeypatch.setattr(load, "_stored_positions", counted_probe)
+
+    # A new sink probes first; it finds nothing, so the next batch copies
+    # straight away and the probe never runs.
+    sink.write(batch(lease, [reading("ven-1", 0)], seq="1"))
+    sink.write(batch(lease, [reading("ven-2", 0)], seq="2"))
+    assert probes == [["ven-1"]]
+
+    # A re-sent reading, unprobed: the COPY meets it, and only then does
+    # the probe run, before the copy is retried without it.
+    third = sink.write(batch(lease, [reading("ven-3", 0),
+                                     reading("ven-1", 0)], seq="3"))
+    assert (third.stored, third.duplicates) == (1, 1)
+    assert probes == [["ven-1"], ["ven-1", "ven-3"]]
+
+    # Duplicates turned up, so the next batch probes before its COPY.
+    fourth = sink.write(batch(lease, [reading("ven-2", 0),
+                                      reading("ven-4", 0)], seq="4"))
+    assert (fourth.stored, fourth.duplicates) == (1, 1)
+    assert probes[2:] == [["ven-2", "ven-4"]]
+
+    assert count(db, "ven_telemetry") == 4
+    assert count(db, "ven_load_samples") == 8
+    row = lease_row(db)
+    assert (row["records_stored"], row["duplicates_dropped"]) == (4, 2)
+    assert row["checkpoint_sequence"] == "4"

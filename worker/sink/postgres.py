@@ -60,6 +60,12 @@ class PostgresSink:
         self._conn = conn
         self.settings = settings
         self._partitions = PartitionCache()
+        # Probe for stored readings before the COPY only while duplicates
+        # are turning up: on a new sink (a restart or a lease taken over,
+        # when an operator's replay or a re-sent backlog is likeliest) and
+        # after a batch that met some. Otherwise the COPY goes first and a
+        # rare duplicate costs one rolled-back COPY (see ``load``).
+        self._expect_duplicates = True
 
     def close(self) -> None:
         self._conn.close()
@@ -110,7 +116,7 @@ class PostgresSink:
                 )
                 return BatchResult(0, len(batch.items), collections.Counter())
 
-            outcome = load_readings(cur, readings)
+            outcome = load_readings(cur, readings, self._expect_duplicates)
             rejects = rejects + outcome.refused
 
             insert_rejects(cur, batch, rejects)
@@ -126,6 +132,7 @@ class PostgresSink:
                 cur, batch, result.stored, result.duplicates, len(rejects),
                 self.settings.lease_duration_s,
             )
+        self._expect_duplicates = outcome.duplicates > 0
         return result
 
 
