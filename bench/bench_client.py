@@ -21,6 +21,7 @@ parser, and worker/kinesis/fast_records.py (the default).
 """
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -28,6 +29,8 @@ import time
 from pathlib import Path
 
 import botocore.parsers
+import psycopg
+from psycopg.copy import Copy, FileWriter
 from pyinstrument import Profiler
 
 from fake_kinesis import STREAM, FakeStream
@@ -52,7 +55,16 @@ from worker.kinesis.fast_records import parse_page
 from worker.records import DecodePolicy, Reading
 from worker.runtime.decode_page import decode_page
 from worker.sink import Batch, LeaseToken, PostgresSink
-from worker.sink.rows import sample_chunks, telemetry_chunks
+from worker.sink.rows import (
+    SAMPLE_COPY_COLUMNS,
+    SAMPLE_COPY_TYPES,
+    TELEMETRY_COPY_COLUMNS,
+    TELEMETRY_COPY_TYPES,
+    all_sample_rows,
+    telemetry_rows,
+    use_c_bytea_dumper,
+    write_rows,
+)
 
 COMMAND = ".venv/bin/python bench/bench_client.py"
 
@@ -96,7 +108,8 @@ def best_cpu_us(fn, records: int, rounds: int = ROUNDS) -> float:
     return best * 1e6 / records
 
 
-def measure_components(endpoint_url: str, body: bytes) -> dict[str, float]:
+def measure_components(url: str, endpoint_url: str,
+                       body: bytes) -> dict[str, float]:
     boto = make_boto3_client(endpoint_url, "us-east-1")
     shape = boto.meta.service_model.operation_model("GetRecords").output_shape
     parser = botocore.parsers.create_parser("json")
@@ -107,14 +120,23 @@ def measure_components(endpoint_url: str, body: bytes) -> dict[str, float]:
     via_fast = KinesisClient(boto)
     n = len(records)
     items, _ = decode_page(records, SHARD, policy)
-    rows = [(n, r.timestamp.isoformat(), r)
-            for n, r in enumerate(items, 1) if isinstance(r, Reading)]
+    rows = [(n, r) for n, r in enumerate(items, 1) if isinstance(r, Reading)]
+    conn = psycopg.connect(url)
+    use_c_bytea_dumper(conn)
 
-    def copy_text() -> None:
-        for _ in telemetry_chunks(rows):
-            pass
-        for _ in sample_chunks(rows):
-            pass
+    def copy_rows() -> None:
+        # The sink's binary COPY rows, built by psycopg into a file that
+        # discards them, so only the client's formatting is timed.
+        for types, columns, built in (
+            (TELEMETRY_COPY_TYPES, TELEMETRY_COPY_COLUMNS,
+             telemetry_rows(rows)),
+            (SAMPLE_COPY_TYPES, SAMPLE_COPY_COLUMNS, all_sample_rows(rows)),
+        ):
+            with open(os.devnull, "wb") as out, Copy(
+                conn.cursor(), binary=True, writer=FileWriter(out)
+            ) as copy:
+                copy.set_types(types)
+                write_rows(copy, built, columns, types)
 
     return {
         "botocore_parse": best_cpu_us(lambda: parser.parse(answer, shape), n),
@@ -125,7 +147,7 @@ def measure_components(endpoint_url: str, body: bytes) -> dict[str, float]:
             lambda: via_fast.get_records("0:0", PAGE_RECORDS), n),
         "decode_page": best_cpu_us(
             lambda: decode_page(records, SHARD, policy), n, rounds=3),
-        "copy_format": best_cpu_us(copy_text, n, rounds=3),
+        "copy_format": best_cpu_us(copy_rows, n, rounds=3),
     }
 
 
@@ -238,7 +260,7 @@ def run(records: int, shards: int, rounds: int, profile_pages: int,
 
     endpoint = FakeEndpoint(1, PAGE_RECORDS)
     try:
-        components = measure_components(endpoint.url, body)
+        components = measure_components(url, endpoint.url, body)
     finally:
         endpoint.stop()
     figures["components"] = components

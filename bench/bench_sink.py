@@ -4,7 +4,9 @@ measured in one run on the same PostgreSQL.
 Run:  .venv/bin/python bench/bench_sink.py [--readings 200000] [--rounds 1]
 
 - ceiling: ``psql \\copy`` of the same rows, formatted ahead of time into
-  files, into the same tables (no decode, no checks, ids given).
+  files in the binary COPY format the sink sends (written by psycopg from
+  the sink's own row builders), into the same tables (no decode, no
+  checks, ids given).
 - load: PostgresSink.write in batches of 10,000, readings decoded before the
   clock starts. Timed: the fence, the duplicate probe, id allocation, the
   COPYs, ven_last_seen, the checkpoint and the commit.
@@ -43,6 +45,7 @@ from pathlib import Path
 
 import orjson
 import psycopg
+from psycopg.copy import Copy, FileWriter
 
 from schema.ddl import PARTITIONED_TABLES
 from worker.db import migrate
@@ -52,9 +55,13 @@ from worker.sink import Batch, Checkpoint, LeaseToken, PostgresSink
 from worker.sink.partitions import create_partitions
 from worker.sink.rows import (
     SAMPLE_COPY_COLUMNS,
+    SAMPLE_COPY_TYPES,
     TELEMETRY_COPY_COLUMNS,
-    sample_chunks,
-    telemetry_chunks,
+    TELEMETRY_COPY_TYPES,
+    all_sample_rows,
+    telemetry_rows,
+    use_c_bytea_dumper,
+    write_rows,
 )
 
 COMMAND = ".venv/bin/python bench/bench_sink.py"
@@ -234,26 +241,38 @@ def _decode(records) -> list:
     return [decode_record(data, meta) for data, meta in records]
 
 
-def write_ceiling_files(args, folder: Path) -> tuple[Path, Path]:
-    """The same rows the sink stores, as COPY text, ids assigned here."""
+def write_ceiling_files(args, conn, folder: Path) -> tuple[Path, Path]:
+    """The same rows the sink stores, as binary COPY files, ids assigned
+    here. ``conn`` only lends psycopg its type information."""
     telemetry, samples = folder / "telemetry.copy", folder / "samples.copy"
     next_id = 1
-    with telemetry.open("wb") as t_out, samples.open("wb") as s_out:
+    with telemetry.open("wb") as t_out, samples.open("wb") as s_out, \
+            _file_copy(conn, t_out, TELEMETRY_COPY_TYPES) as t_copy, \
+            _file_copy(conn, s_out, SAMPLE_COPY_TYPES) as s_copy:
         for records in record_batches(args):
             readings = [decode_record(data, meta) for data, meta in records]
-            rows = [(next_id + n, r.timestamp.isoformat(), r)
-                    for n, r in enumerate(readings)]
+            rows = list(zip(range(next_id, next_id + len(readings)),
+                            readings))
             next_id += len(rows)
-            t_out.writelines(telemetry_chunks(rows))
-            s_out.writelines(sample_chunks(rows))
+            write_rows(t_copy, telemetry_rows(rows), TELEMETRY_COPY_COLUMNS,
+                       TELEMETRY_COPY_TYPES)
+            write_rows(s_copy, all_sample_rows(rows), SAMPLE_COPY_COLUMNS,
+                       SAMPLE_COPY_TYPES)
     return telemetry, samples
 
 
+def _file_copy(conn, out, types) -> Copy:
+    use_c_bytea_dumper(conn)
+    copy = Copy(conn.cursor(), binary=True, writer=FileWriter(out))
+    copy.set_types(types)
+    return copy
+
+
 def run_ceiling(args, url: str, schema: str, psql: str) -> Cost:
-    with connect(url, schema) as conn:
-        create_partitions(conn, days_touched(args))
     with tempfile.TemporaryDirectory(prefix="bench_sink_") as tmp:
-        telemetry, samples = write_ceiling_files(args, Path(tmp))
+        with connect(url, schema) as conn:
+            create_partitions(conn, days_touched(args))
+            telemetry, samples = write_ceiling_files(args, conn, Path(tmp))
         env = dict(os.environ, PGOPTIONS=f"-c search_path={schema}")
         # psql is driven line by line, so its backend's CPU can be read
         # before the session ends.
@@ -268,9 +287,10 @@ def run_ceiling(args, url: str, schema: str, psql: str) -> Cost:
                 _ask(proc, "\n".join((
                     f"\\copy ven_telemetry "
                     f"({', '.join(TELEMETRY_COPY_COLUMNS)}) "
-                    f"from '{telemetry}'",
+                    f"from '{telemetry}' with (format binary)",
                     f"\\copy ven_load_samples "
-                    f"({', '.join(SAMPLE_COPY_COLUMNS)}) from '{samples}'",
+                    f"({', '.join(SAMPLE_COPY_COLUMNS)}) from '{samples}' "
+                    "with (format binary)",
                     "SELECT 'done';",
                 )))
         finally:

@@ -140,7 +140,7 @@ def client_tables(f: dict) -> str:
         f"{c['call_fast']:.1f} |",
         f"| decode_page (KPL check + decode_record) | "
         f"{c['decode_page']:.1f} |",
-        f"| COPY text formatting (sink rows) | {c['copy_format']:.1f} |",
+        f"| binary COPY rows (sink rows) | {c['copy_format']:.1f} |",
         "", "One thread fetching, decoding and storing pages as a shard "
         "consumer does (µs per record, unprofiled; wall minus CPU is "
         "waiting, mostly for PostgreSQL in the store step):", "",

@@ -93,8 +93,9 @@ def test_check_constraint_added_by_operator_refuses_only_offenders(db, sink):
         ({"raw_payload": "not json"}, "json"),
         # A NUL character inside text.
         ({"event_id": "evt\x00a"}, "0x00"),
-        # A lone surrogate cannot be UTF-8.
-        ({"raw_payload": '{"label": "\ud800"}'}, "utf8"),
+        # A lone surrogate cannot be UTF-8 (found in the client, before
+        # anything is sent).
+        ({"raw_payload": '{"label": "\ud800"}'}, "utf-8"),
         # Too big for an index entry (eventId is indexed); random, so
         # compression cannot shrink it under the limit.
         ({"event_id": "".join(random.Random(7).choices(

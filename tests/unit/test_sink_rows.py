@@ -1,11 +1,7 @@
-"""The sink's pure parts: COPY text, in-batch repeats, refusals as rejects,
-and the newest times per VEN. No database."""
+"""The sink's pure parts: binary COPY rows, in-batch repeats, refusals as
+rejects, and the newest times per VEN. No database."""
 
-import re
 from datetime import datetime, timedelta, timezone
-
-from hypothesis import given
-from hypothesis import strategies as st
 
 from worker.records.model import Reading, Reason, RecordMeta
 from worker.sink import rows
@@ -24,97 +20,99 @@ def _reading(ven_id="ven-1", at=T0, samples=(), record=None, **fields):
                    meta=record, **values)
 
 
-def _unescape(field: str):
-    """PostgreSQL's reading of one COPY text field (the escapes we emit)."""
-    if field == "\\N":
-        return None
-    names = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
-    return re.sub(r"\\(.)", lambda m: names[m.group(1)], field)
+def test_column_and_type_lists_match():
+    assert len(rows.TELEMETRY_COPY_COLUMNS) == len(rows.TELEMETRY_COPY_TYPES)
+    assert len(rows.SAMPLE_COPY_COLUMNS) == len(rows.SAMPLE_COPY_TYPES)
+    assert len(rows.TELEMETRY_COPY_COLUMNS) == 14
+    assert len(rows.SAMPLE_COPY_COLUMNS) == 11
 
 
-@given(st.text())
-def test_copy_text_round_trips_and_never_splits_fields(text):
-    field = rows.copy_text(text)
-
-    assert "\t" not in field and "\n" not in field and "\r" not in field
-    assert _unescape(field) == text
-
-
-def test_copy_text_of_none_and_of_other_types():
-    assert rows.copy_text(None) == "\\N"
-    assert rows.copy_text("\\N") == "\\\\N"
-    assert rows.copy_text(12) == "12"
-
-
-def test_copy_number_keeps_every_digit_and_escapes_non_numbers():
-    assert rows.copy_number(0.1 + 0.2) == "0.30000000000000004"
-    assert rows.copy_number(-2.1) == "-2.1"
-    assert rows.copy_number(1e300) == "1e+300"
-    assert rows.copy_number(3) == "3"
-    assert rows.copy_number(None) == "\\N"
-    assert rows.copy_number("1\t2") == "1\\t2"
-
-
-def test_copy_boolean():
-    assert [rows.copy_boolean(v) for v in (True, False, None)] == [
-        "t", "f", "\\N"
-    ]
-    assert rows.copy_boolean("yes\n") == "yes\\n"
-
-
-def test_telemetry_line_in_column_order():
+def test_telemetry_row_in_column_order():
     r = _reading(record=RecordMeta("shardId-1", "4950", 2, ARRIVED),
                  event_id="a\tb")
 
-    line = rows.telemetry_line((17, "2025-12-01T00:00:00+00:00", r))
+    row = rows.telemetry_row((17, r))
 
-    assert line.split("\t") == [
-        "17", "ven-1", "2025-12-01T00:00:00+00:00", "3.18", "\\N", "1",
-        "3.9", "a\\tb", "0.61", '{"a":1}', "shardId-1", "4950", "2",
-        "2025-12-01T00:00:30+00:00\n",
-    ]
-    assert len(rows.TELEMETRY_COPY_COLUMNS) == 14
+    assert row == (
+        17, "ven-1", T0, 3.18, None, 1, 3.9, "a\tb", 0.61, b'\x01{"a":1}',
+        "shardId-1", "4950", 2, ARRIVED,
+    )
 
 
-def test_telemetry_line_without_metadata_has_null_provenance():
-    line = rows.telemetry_line((1, "x", _reading()))
-
-    assert line.rstrip("\n").split("\t")[-4:] == ["\\N"] * 4
+def test_telemetry_row_without_metadata_has_null_provenance():
+    assert rows.telemetry_row((1, _reading()))[-4:] == (None,) * 4
 
 
-def test_sample_lines_carry_reading_id_and_timestamp():
+def test_sample_rows_carry_reading_id_and_timestamp():
     samples = [("hvac1", "HVAC", "hvac", 4.0, 1.42, 0.6, True, 1,
                 '{"loadId":"hvac1"}'),
                ("pv1", None, "pv", 6.0, -2.1, 0.0, False, None, "{}")]
 
-    lines = list(rows.sample_lines((9, "TS", _reading(samples=samples))))
+    out = list(rows.all_sample_rows([(9, _reading(samples=samples))]))
 
-    assert lines == [
-        '9\tTS\thvac1\tHVAC\thvac\t4.0\t1.42\t0.6\tt\t1\t{"loadId":"hvac1"}\n',
-        "9\tTS\tpv1\t\\N\tpv\t6.0\t-2.1\t0.0\tf\t\\N\t{}\n",
+    assert out == [
+        (9, T0, "hvac1", "HVAC", "hvac", 4.0, 1.42, 0.6, True, 1,
+         b'\x01{"loadId":"hvac1"}'),
+        (9, T0, "pv1", None, "pv", 6.0, -2.1, 0.0, False, None, b"\x01{}"),
     ]
-    assert len(rows.SAMPLE_COPY_COLUMNS) == 11
 
 
-def test_chunks_cover_every_row_once():
-    batch = [(i, "TS", _reading(ven_id=f"v{i}", samples=[("l",) * 9]))
-             for i in range(2 * rows.COPY_CHUNK_READINGS + 3)]
+def test_priority_that_int4_cannot_hold_is_unsendable():
+    def row(priority):
+        sample = ("l", None, None, None, None, None, None, priority, "{}")
+        return (1, _reading(samples=[sample]))
 
-    telemetry = list(rows.telemetry_chunks(batch))
-    samples = list(rows.sample_chunks(batch))
+    for fits in (-(2**31), 2**31 - 1):
+        assert list(rows.sample_rows(row(fits)))[0][9] == fits
+    for wraps in (2**31, -(2**31) - 1, 10**20):
+        try:
+            list(rows.sample_rows(row(wraps)))
+        except rows.Unsendable as exc:
+            assert "priority" in str(exc) and str(wraps) in str(exc)
+        else:
+            raise AssertionError(f"{wraps} was let through")
 
-    assert len(telemetry) == len(samples) == 3
-    text = b"".join(telemetry).decode()
-    assert text == "".join(rows.telemetry_line(row) for row in batch)
-    assert b"".join(samples).count(b"\n") == len(batch)
+
+def test_jsonb_bytes_refuses_what_is_not_utf8_text():
+    assert rows.jsonb_bytes('{"k":"é"}') == b'\x01{"k":"\xc3\xa9"}'
+    for bad, words in (('{"x":"\ud800"}', "UTF-8"), (b"{}", "bytes")):
+        try:
+            rows.jsonb_bytes(bad)
+        except rows.Unsendable as exc:
+            assert "raw_payload" in str(exc) and words in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was let through")
 
 
-def test_lone_surrogate_reaches_postgres_as_bytes_it_refuses():
-    batch = [(1, "TS", _reading(raw_payload='{"x":"\ud800"}'))]
+class _RefusingCopy:
+    """Stands in for psycopg's Copy: refuses rows as its dumpers would."""
 
-    (chunk,) = rows.telemetry_chunks(batch)
+    def __init__(self):
+        self.written = []
 
-    assert b'{"x":"\xed\xa0\x80"}' in chunk
+    def write_row(self, values):
+        if any(type(v) is str and v.startswith("bad") for v in values[3:4]):
+            raise TypeError("must be real number, not str")
+        self.written.append(values)
+
+
+def test_write_rows_names_the_column_a_dumper_refused():
+    copy = _RefusingCopy()
+    good = rows.telemetry_row((1, _reading()))
+    bad = rows.telemetry_row((2, _reading(used_power_kw="bad\t1")))
+
+    try:
+        rows.write_rows(copy, [good, bad], rows.TELEMETRY_COPY_COLUMNS,
+                        rows.TELEMETRY_COPY_TYPES)
+    except rows.Unsendable as exc:
+        detail = str(exc)
+    else:
+        raise AssertionError("the bad row was let through")
+
+    assert copy.written == [good]
+    assert detail.startswith("used_power_kw: a str cannot be sent as double "
+                             "precision")
+    assert "must be real number" in detail
 
 
 def test_drop_repeats_keeps_the_first_of_each_key():

@@ -40,11 +40,15 @@ from worker.records.model import Reading, Reject
 from worker.sink.partitions import missing_days, utc_day
 from worker.sink.rows import (
     SAMPLE_COPY_COLUMNS,
+    SAMPLE_COPY_TYPES,
     TELEMETRY_COPY_COLUMNS,
+    TELEMETRY_COPY_TYPES,
     Row,
+    Unsendable,
+    all_sample_rows,
     refused,
-    sample_chunks,
-    telemetry_chunks,
+    telemetry_rows,
+    write_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -55,17 +59,19 @@ log = logging.getLogger(__name__)
 # eventId; a value too complex to process).
 # psycopg files 54000 under OperationalError, which would otherwise read as
 # "retry the batch" and stall the shard on that one record forever.
+# Unsendable is the client's own refusal of a value (see ``rows``).
 # Anything else (a lost connection, a missing column) fails the batch.
 REFUSALS = (
     psycopg.DataError,
     psycopg.IntegrityError,
     ProgramLimitExceeded,
     StatementTooComplex,
+    Unsendable,
 )
 
 
 def _copy_sql(table: str, columns: Sequence[str]) -> sql.Composed:
-    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table),
         sql.SQL(", ").join(map(sql.Identifier, columns)),
     )
@@ -128,7 +134,7 @@ def load_readings(cur: psycopg.Cursor, readings: list[Reading],
         return out
 
     ids = _allocate_ids(cur, len(fresh))
-    rows = [(i, r.timestamp.isoformat(), r) for i, r in zip(ids, fresh)]
+    rows = list(zip(ids, fresh))
 
     rest, error = _copy_or_refusal(cur, rows, out)
     if error is not None:
@@ -166,11 +172,13 @@ def _allocate_ids(cur: psycopg.Cursor, count: int) -> list[int]:
 def _copy_once(cur: psycopg.Cursor, rows: Sequence[Row]) -> None:
     with cur.connection.transaction():  # a savepoint inside the batch
         with cur.copy(_COPY_TELEMETRY) as copy:
-            for chunk in telemetry_chunks(rows):
-                copy.write(chunk)
+            copy.set_types(TELEMETRY_COPY_TYPES)
+            write_rows(copy, telemetry_rows(rows), TELEMETRY_COPY_COLUMNS,
+                       TELEMETRY_COPY_TYPES)
         with cur.copy(_COPY_SAMPLES) as copy:
-            for chunk in sample_chunks(rows):
-                copy.write(chunk)
+            copy.set_types(SAMPLE_COPY_TYPES)
+            write_rows(copy, all_sample_rows(rows), SAMPLE_COPY_COLUMNS,
+                       SAMPLE_COPY_TYPES)
 
 
 def _copy_or_refusal(cur, rows: list[Row], out: LoadOutcome):
@@ -183,10 +191,10 @@ def _copy_or_refusal(cur, rows: list[Row], out: LoadOutcome):
         try:
             _copy_once(cur, rows)
         except UniqueViolation as exc:
-            stored = _stored_positions(cur, [r for _, _, r in rows])
+            stored = _stored_positions(cur, [r for _, r in rows])
             if not stored:
                 return rows, exc
-            first = rows[min(stored)][2].meta
+            first = rows[min(stored)][1].meta
             log.info(
                 "shard %s: the COPY met %d readings (the first at sequence "
                 "%s) already stored by an earlier batch or another worker; "
@@ -198,7 +206,7 @@ def _copy_or_refusal(cur, rows: list[Row], out: LoadOutcome):
             continue
         except REFUSALS as exc:
             return rows, exc
-        out.stored.extend(r for _, _, r in rows)
+        out.stored.extend(r for _, r in rows)
         break
     return [], None
 
@@ -206,13 +214,13 @@ def _copy_or_refusal(cur, rows: list[Row], out: LoadOutcome):
 def _isolate(cur, rows: list[Row], error: Exception, out: LoadOutcome):
     """Split refused rows until each refusal falls on one reading."""
     if len(rows) == 1:
-        reading = rows[0][2]
+        reading = rows[0][1]
         detail = describe(error)
         out.refused.append(refused(reading, detail))
         meta = reading.meta
         log.warning(
-            "shard %s sequence %s/%s: PostgreSQL refused the reading of %r "
-            "at %s; kept as a reject: %s",
+            "shard %s sequence %s/%s: the reading of %r at %s cannot be "
+            "stored; kept as a reject: %s",
             meta.shard_id if meta else "?",
             meta.sequence_number if meta else "?",
             meta.sub_sequence_number if meta else "?",
@@ -227,7 +235,7 @@ def _isolate(cur, rows: list[Row], error: Exception, out: LoadOutcome):
 
 
 def _raise_if_partitions_missing(cur, rows: Iterable[Row], error) -> None:
-    days = {utc_day(r.timestamp) for _, _, r in rows}
+    days = {utc_day(r.timestamp) for _, r in rows}
     gone = missing_days(cur, days)
     if gone:
         raise PartitionsMissing(gone) from error

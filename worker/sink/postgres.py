@@ -32,7 +32,12 @@ from worker.sink.partitions import (
     utc_day,
 )
 from worker.sink.rejects import insert_rejects
-from worker.sink.rows import drop_repeats, refused, unstorable_key
+from worker.sink.rows import (
+    drop_repeats,
+    refused,
+    unstorable_key,
+    use_c_bytea_dumper,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,7 @@ class PostgresSink:
         self, conn: psycopg.Connection, settings: SinkSettings = SinkSettings()
     ):
         self._conn = conn
+        use_c_bytea_dumper(conn)
         self.settings = settings
         self._partitions = PartitionCache()
         # Probe for stored readings before the COPY only while duplicates

@@ -1,19 +1,27 @@
-"""Readings as COPY text, and the batch checks that need no database.
+"""Readings as binary COPY rows, and the batch checks that need no database.
 
-No I/O here, so the exact bytes sent to PostgreSQL are unit-tested.
+No I/O here, so the rows handed to COPY are unit-tested without a server.
 
-Why text COPY that this module formats, rather than psycopg's binary COPY:
-measured on the 2-core development machine, binary was 3-15 % faster on
-wall time (the server skips parsing floats and timestamps), but psycopg's
-binary int4 dumper silently wraps integers out of range (a priority of 2**31
-is stored as -2147483648), and wrong Python types fail in the client in the
-middle of a COPY. In text form PostgreSQL judges every value itself, so any
-value it cannot hold becomes a DATABASE_REFUSED reject carrying its own
-error message, and nothing is stored wrong.
+Why binary COPY: measured on the 2-core development machine
+(bench/bench_sink.py), PostgreSQL spends about a quarter less CPU per
+reading than on text COPY (no floats or timestamps to parse), and psycopg
+builds the rows in C for about half the client CPU of formatting text in
+Python. Text COPY let PostgreSQL judge every value; two guards keep that
+safety here:
+
+- psycopg's binary int4 dumper wraps an integer that does not fit (2**31 is
+  sent as -2**31), so ``priority``, the one integer column, is range-checked
+  while its row is built;
+- a value of the wrong Python type fails in the client, in the middle of
+  the COPY. ``write_rows`` turns that into ``Unsendable``, which the load
+  treats like a value PostgreSQL refused: the reading is pinned down and
+  rejected, and every other reading of the batch is stored.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+
+from psycopg.adapt import PyFormat
 
 from worker.records.model import SAMPLE_COLUMNS, Reading, Reason, Reject
 
@@ -35,110 +43,150 @@ TELEMETRY_COPY_COLUMNS = (
 )
 SAMPLE_COPY_COLUMNS = ("telemetry_id", "reading_timestamp") + SAMPLE_COLUMNS
 
-# Readings formatted per write to the COPY stream: about 64 KB of telemetry
-# text and twice that of samples with 8 circuits. PostgreSQL parses one chunk
-# while Python formats the next, and a batch's text is never held whole in
-# memory. Between 16 and 2,000 readings per chunk the load time did not move
-# beyond the shared machine's noise; smaller chunks only add calls.
-COPY_CHUNK_READINGS = 64
-
-# One row waiting for COPY: (telemetry id, timestamp as COPY text, reading).
-Row = tuple[int, str, Reading]
-
-_NULL = "\\N"
-_ESCAPES = str.maketrans(
-    {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# The psycopg dumper for each column, in COPY column order. The jsonb
+# columns go through the bytea dumper: jsonb's binary form is a version byte
+# and the JSON text, which ``jsonb_bytes`` builds and bytea sends untouched.
+# (psycopg's own jsonb dumper would serialise a str as a JSON string.)
+TELEMETRY_COPY_TYPES = (
+    "int8", "text", "timestamptz", "float8", "float8", "float8", "float8",
+    "text", "float8", "bytea", "text", "text", "int8", "timestamptz",
+)
+SAMPLE_COPY_TYPES = (
+    "int8", "timestamptz", "text", "text", "text", "float8", "float8",
+    "float8", "bool", "int4", "bytea",
 )
 
+# PostgreSQL's names for the dumpers above, for messages.
+_TYPE_NAMES = {
+    "int8": "bigint", "int4": "integer", "text": "text", "bool": "boolean",
+    "float8": "double precision", "timestamptz": "timestamp with time zone",
+    "bytea": "jsonb",
+}
 
-def copy_text(value) -> str:
-    """One field of COPY text: escaped so no value can end a field or a row.
+# One row waiting for COPY: (telemetry id, reading).
+Row = tuple[int, Reading]
 
-    Values of unexpected types go through ``str`` and are escaped too, so a
-    wrong type reaches PostgreSQL as one bad field it refuses, never as
-    extra fields or rows.
+_JSONB_VERSION = b"\x01"
+_INT4_MIN = -(2**31)
+_INT4_MAX = 2**31 - 1
+_PRIORITY = SAMPLE_COPY_COLUMNS.index("priority")
+
+
+def use_c_bytea_dumper(conn) -> None:
+    """Make ``set_types(["bytea"])`` pick psycopg's C dumper for bytes.
+
+    By type name psycopg finds the dumper of its DB-API ``Binary`` wrapper,
+    a Python function called once per jsonb value, about a tenth of the
+    client's COPY time. Registering the C dumper for ``bytes`` again puts it
+    first for the bytea type too, on this connection only.
     """
-    if value is None:
-        return _NULL
-    if type(value) is not str:
-        value = str(value)
-    if "\\" in value or "\n" in value or "\r" in value or "\t" in value:
-        return value.translate(_ESCAPES)
-    return value
-
-
-def copy_number(value) -> str:
-    if type(value) is float or type(value) is int:
-        return repr(value)
-    return copy_text(value)
-
-
-def copy_boolean(value) -> str:
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    return copy_text(value)
-
-
-def copy_timestamp(value) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return copy_text(value)
-
-
-def _encode(lines: list[str]) -> bytes:
-    # A lone surrogate cannot be UTF-8: pass it through as the bytes
-    # PostgreSQL then refuses for that one reading, instead of failing the
-    # whole chunk here.
-    return "".join(lines).encode("utf-8", "surrogatepass")
-
-
-def telemetry_line(row: Row) -> str:
-    telemetry_id, stamp, r = row
-    meta = r.meta
-    if meta is None:
-        provenance = "\\N\t\\N\t\\N\t\\N"
-    else:
-        provenance = "\t".join((
-            copy_text(meta.shard_id),
-            copy_text(meta.sequence_number),
-            copy_number(meta.sub_sequence_number),
-            copy_timestamp(meta.arrived_at),
-        ))
-    return (
-        f"{telemetry_id}\t{copy_text(r.ven_id)}\t{stamp}\t"
-        f"{copy_number(r.used_power_kw)}\t{copy_number(r.shed_power_kw)}\t"
-        f"{copy_number(r.requested_reduction_kw)}\t"
-        f"{copy_number(r.baseline_power_kw)}\t{copy_text(r.event_id)}\t"
-        f"{copy_number(r.battery_soc)}\t{copy_text(r.raw_payload)}\t"
-        f"{provenance}\n"
+    conn.adapters.register_dumper(
+        bytes, conn.adapters.get_dumper(bytes, PyFormat.BINARY)
     )
 
 
-def sample_lines(row: Row) -> Iterator[str]:
-    telemetry_id, stamp, r = row
-    prefix = f"{telemetry_id}\t{stamp}\t"
-    for s in r.samples:
-        # Positions follow SAMPLE_COLUMNS.
-        yield (
-            f"{prefix}{copy_text(s[0])}\t{copy_text(s[1])}\t"
-            f"{copy_text(s[2])}\t{copy_number(s[3])}\t{copy_number(s[4])}\t"
-            f"{copy_number(s[5])}\t{copy_boolean(s[6])}\t"
-            f"{copy_number(s[7])}\t{copy_text(s[8])}\n"
+class Unsendable(ValueError):
+    """A value the client cannot put into a binary COPY row."""
+
+
+def jsonb_bytes(text: str) -> bytes:
+    """JSON text in jsonb's binary form. A lone surrogate cannot be UTF-8
+    and raises here, before anything is sent."""
+    if type(text) is not str:
+        raise Unsendable(
+            f"raw_payload: a {type(text).__name__} is not JSON text"
         )
+    try:
+        return _JSONB_VERSION + text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise Unsendable(
+            f"raw_payload: JSON text is not UTF-8 ({exc.reason})"
+        ) from None
 
 
-def telemetry_chunks(rows: Sequence[Row]) -> Iterator[bytes]:
-    for start in range(0, len(rows), COPY_CHUNK_READINGS):
-        chunk = rows[start:start + COPY_CHUNK_READINGS]
-        yield _encode([telemetry_line(row) for row in chunk])
+def telemetry_row(row: Row) -> tuple:
+    telemetry_id, r = row
+    meta = r.meta
+    if meta is None:
+        provenance = (None, None, None, None)
+    else:
+        provenance = (meta.shard_id, meta.sequence_number,
+                      meta.sub_sequence_number, meta.arrived_at)
+    return (
+        telemetry_id, r.ven_id, r.timestamp, r.used_power_kw, r.shed_power_kw,
+        r.requested_reduction_kw, r.baseline_power_kw, r.event_id,
+        r.battery_soc, jsonb_bytes(r.raw_payload), *provenance,
+    )
 
 
-def sample_chunks(rows: Sequence[Row]) -> Iterator[bytes]:
-    for start in range(0, len(rows), COPY_CHUNK_READINGS):
-        chunk = rows[start:start + COPY_CHUNK_READINGS]
-        yield _encode([line for row in chunk for line in sample_lines(row)])
+def sample_rows(row: Row) -> Iterator[tuple]:
+    telemetry_id, r = row
+    stamp = r.timestamp
+    for (load_id, name, kind, capacity, power, shed, enabled, priority,
+         raw) in r.samples:
+        if priority is not None and type(priority) is int and not (
+                _INT4_MIN <= priority <= _INT4_MAX):
+            raise Unsendable(
+                f"priority: value {priority} is out of range for type "
+                "integer"
+            )
+        yield (telemetry_id, stamp, load_id, name, kind, capacity, power,
+               shed, enabled, priority, jsonb_bytes(raw))
+
+
+def telemetry_rows(rows: Iterable[Row]) -> Iterator[tuple]:
+    for row in rows:
+        yield telemetry_row(row)
+
+
+def all_sample_rows(rows: Iterable[Row]) -> Iterator[tuple]:
+    for row in rows:
+        yield from sample_rows(row)
+
+
+def write_rows(copy, rows: Iterable[tuple], columns: Sequence[str],
+               types: Sequence[str]) -> None:
+    """``copy.write_row`` for each row; a value psycopg cannot dump raises
+    ``Unsendable`` naming its column. The COPY must then be abandoned: a
+    failed row may have left part of itself in psycopg's buffer."""
+    write = copy.write_row
+    for values in rows:
+        try:
+            write(values)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise Unsendable(_which_field(values, columns, types, exc)) from exc
+
+
+def _which_field(values: tuple, columns, types, error: Exception) -> str:
+    """The column of the first value whose Python type its dumper cannot
+    take, for the reject's detail; the dumper's own words otherwise."""
+    for value, column, kind in zip(values, columns, types):
+        if value is not None and not _fits(value, kind):
+            return (f"{column}: a {type(value).__name__} cannot be sent as "
+                    f"{_TYPE_NAMES[kind]} ({error})")
+    return f"a value cannot be sent: {error}"
+
+
+def _fits(value, kind: str) -> bool:
+    if kind == "float8":
+        return type(value) in (float, int)
+    if kind in ("int8", "int4"):
+        return type(value) is int
+    if kind == "text":
+        return type(value) is str and _is_utf8(value)
+    if kind == "bool":
+        return type(value) is bool
+    if kind == "timestamptz":
+        return isinstance(value, datetime) and value.tzinfo is not None
+    return type(value) is bytes
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def drop_repeats(readings: Sequence[Reading]) -> tuple[list[Reading], int]:
@@ -166,11 +214,8 @@ def unstorable_key(reading: Reading) -> str | None:
         return f"ven_id is a {type(ven_id).__name__}, not text"
     if "\x00" in ven_id:
         return "ven_id contains a NUL character, which PostgreSQL text refuses"
-    if not ven_id.isascii():
-        try:
-            ven_id.encode("utf-8")
-        except UnicodeEncodeError:
-            return "ven_id contains a lone surrogate, which is not UTF-8"
+    if not ven_id.isascii() and not _is_utf8(ven_id):
+        return "ven_id contains a lone surrogate, which is not UTF-8"
     return None
 
 
