@@ -67,7 +67,8 @@ class Reason(str, Enum):
     # A KPL aggregate whose checksum or protobuf is broken: no user record
     # inside it can be trusted, so the whole record is kept as one reject.
     BAD_AGGREGATE = "bad_aggregate"
-    # Found by PostgreSQL during the load, after every check in Python passed.
+    # Found during the load, after every check in Python passed: PostgreSQL
+    # refused a value, or the sink could not put it into a COPY row.
     DATABASE_REFUSED = "database_refused"
     # The decoder itself failed on this input (a bug): the record is kept so
     # it can be replayed once the bug is fixed, and the shard moves on.
