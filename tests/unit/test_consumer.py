@@ -27,8 +27,13 @@ def _page(first_seq: int, n: int, ended: bool = False) -> Page:
 class FakeReader:
     def __init__(self, pages):
         self._pages = list(pages)
+        self.limits = []
 
-    def fetch_next(self) -> Page:
+    def wait_turn(self) -> None:
+        pass
+
+    def fetch_next(self, limit=None) -> Page:
+        self.limits.append(limit)
         return self._pages.pop(0)
 
 
@@ -96,3 +101,34 @@ def test_observer_summary_counts_batches_since_the_last_one():
     assert first == {"batches": 1, "records": 6, "stored": 3,
                      "duplicates": 1, "rejected": 2, "inflight_bytes": 0}
     assert second["batches"] == 0
+
+
+def test_pages_are_sized_to_the_shards_share_of_the_budget():
+    # Two shards hold two pages each, so one page may cost a quarter of the
+    # budget; after the first page the limit follows the records' real size.
+    from worker.runtime.consumer import PAGE_MEMORY_FACTOR, page_cost
+
+    first = _page(0, 4)
+    per_record = page_cost(first) // 4
+    budget = ByteBudget(per_record * 40)
+    budget.join()  # another shard reading alongside this one
+    reader = FakeReader([first, _page(4, 3, ended=True)])
+
+    done = _run(reader, FakeSink(), budget)
+
+    assert done == ["shard_end"]
+    assert reader.limits[1] == 10
+    assert reader.limits[0] == max(
+        1, per_record * 40 // 4 // (2 * 1024 * PAGE_MEMORY_FACTOR))
+    assert budget.used == 0
+
+
+def test_a_record_larger_than_the_share_is_still_fetched_one_a_page():
+    budget = ByteBudget(1)
+    reader = FakeReader([_page(0, 1), _page(1, 1, ended=True)])
+
+    done = _run(reader, FakeSink(), budget)
+
+    assert done == ["shard_end"]
+    assert reader.limits == [1, 1]
+    assert budget.used == 0

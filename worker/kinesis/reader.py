@@ -77,9 +77,13 @@ class ShardReader:
         return self._client.get_shard_iterator(
             self._stream, self.shard_id, LATEST)
 
-    def _pace(self) -> None:
+    def wait_turn(self) -> None:
         """Wait out the idle interval when caught up, and the per-shard call
-        limit always. Returns early when stopping."""
+        limit always. Returns early when stopping.
+
+        ``fetch_next`` waits here too; a caller that reserves memory for the
+        page calls this first, so an idle shard does not hold a reservation
+        through its idle interval while a busy shard waits for it."""
         delay = MIN_CALL_INTERVAL_S
         if self._caught_up:
             delay = max(delay, self._idle_interval_s)
@@ -87,17 +91,20 @@ class ShardReader:
         if remaining > 0:
             self._stop.wait(remaining)
 
-    def fetch_next(self) -> Page:
-        """One GetRecords page. An empty page with a next iterator is normal;
-        ``next_iterator is None`` means the shard ended."""
-        self._pace()
+    def fetch_next(self, limit: int | None = None) -> Page:
+        """One GetRecords page of at most ``limit`` records (the reader's
+        ``max_records`` when None or larger). An empty page with a next
+        iterator is normal; ``next_iterator is None`` means the shard
+        ended."""
+        if limit is None or limit > self._max_records:
+            limit = self._max_records
+        self.wait_turn()
         while True:
             if self._iterator is None:
                 self._iterator = self._new_iterator()
             self._last_call = time.monotonic()
             try:
-                page = self._client.get_records(self._iterator,
-                                                self._max_records)
+                page = self._client.get_records(self._iterator, limit)
                 break
             except IteratorExpired:
                 self.iterator_renewals += 1

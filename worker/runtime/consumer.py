@@ -41,12 +41,20 @@ LAG_REFRESH_INTERVAL_S = 10.0
 # What a fetched page costs in memory until it is stored, as a multiple of
 # its record bytes: the bytes themselves plus the decoded readings, samples
 # and JSON text (measured: a 10,000-record page of 8-circuit readings,
-# 10.8 MB of records, decodes to 51 MB of Python objects, 4.7 times).
+# 13.2 MiB of records, holds 77 MiB of Python objects once decoded, 5.8
+# times). The fetch's own transient copies fit inside the same reservation:
+# the answer's JSON text, its parsed form and the base64-decoded records peak
+# at about 4.5 times the record bytes, and are freed before decoding starts.
 PAGE_MEMORY_FACTOR = 6
 
-# What a shard's first fetch reserves before it knows its page size: a full
-# page of 1 KB records.
-FIRST_PAGE_ESTIMATE = 10_000 * 1024 * PAGE_MEMORY_FACTOR
+# Pages a shard holds at once: the one being stored and the one fetched and
+# decoded ahead of it. The budget is split into this many pages per shard.
+PAGES_PER_SHARD = 2
+
+# Record size assumed before a shard's first page shows the real one: twice a
+# typical 8-circuit reading (about 1.3 KB), so a first page is more likely to
+# come in under its share than over it.
+FIRST_RECORD_ESTIMATE = 2 * 1024
 
 
 class ByteBudget:
@@ -56,16 +64,33 @@ class ByteBudget:
     over the limit, so shards cannot all fetch at once and overshoot by a
     page each. One page may always be in flight, however large, or a limit
     below one page would stop reading altogether.
+
+    Consumers ``join`` while they run, and each sizes its pages to its
+    ``share``: with every shard holding two pages of its share, the limit is
+    reached only when records come in larger than the last page showed.
     """
 
     def __init__(self, limit: int):
         self.limit = limit
         self._used = 0
+        self._members = 0
         self._cond = threading.Condition()
 
     @property
     def used(self) -> int:
         return self._used
+
+    def join(self) -> None:
+        with self._cond:
+            self._members += 1
+
+    def leave(self) -> None:
+        with self._cond:
+            self._members -= 1
+
+    def share(self) -> int:
+        """Bytes one page may cost while the current members share it."""
+        return self.limit // (PAGES_PER_SHARD * max(1, self._members))
 
     def reserve(self, n: int, stopping) -> bool:
         """Take ``n`` once it fits; False (nothing taken) when ``stopping()``
@@ -147,8 +172,9 @@ class ShardConsumer(threading.Thread):
         self._observer = observer
         self._last_write = 0.0
         self.batches_committed = 0
-        # What the next fetch reserves: the cost of this shard's last page.
-        self._last_cost = FIRST_PAGE_ESTIMATE
+        # What one record of this shard costs in memory, from its last page
+        # that had records; sizes the next page to the budget's share.
+        self._record_cost = FIRST_RECORD_ESTIMATE * PAGE_MEMORY_FACTOR
         self._last_lag: int | None = None
         # The checkpoint last committed for this shard (None: none yet).
         self._committed = committed
@@ -160,6 +186,7 @@ class ShardConsumer(threading.Thread):
 
     def run(self) -> None:
         reason = "failed"
+        self._budget.join()
         try:
             reason = self._consume_routine()
         except LeaseLost:
@@ -178,6 +205,7 @@ class ShardConsumer(threading.Thread):
                               "the last committed checkpoint",
                               self.lease.shard_id)
         finally:
+            self._budget.leave()
             self._close_sink()
             self._on_done(self, reason)
 
@@ -198,10 +226,14 @@ class ShardConsumer(threading.Thread):
                         self._store(fetched, ended)
                     finally:
                         self._budget.release(page_cost(page))
+                    children = page.child_shard_ids
+                    # The stored page goes now, not when the next one
+                    # arrives: its bytes are back in the budget, and another
+                    # shard may already be fetching with them.
+                    fetched = page = None
                     if ended:
                         log.info("shard %s reached SHARD_END; children: %s",
-                                 shard,
-                                 ", ".join(page.child_shard_ids) or "none")
+                                 shard, ", ".join(children) or "none")
                         return "shard_end"
                     if pending is None:
                         return "stopped"
@@ -220,20 +252,31 @@ class ShardConsumer(threading.Thread):
         if fetched is not None:
             self._budget.release(page_cost(fetched.page))
 
+    def page_limit(self) -> int:
+        """Records the next GetRecords call asks for: as many as fit in this
+        shard's share of the budget at the size its records last had (the
+        reader caps it at MAX_RECORDS). At least one, so a shard of records
+        larger than its share still moves, one record a page."""
+        return max(1, self._budget.share() // self._record_cost)
+
     def _fetch(self) -> Fetched | None:
-        estimate = self._last_cost
+        # Pace first, holding nothing: a caught-up shard waits out its idle
+        # interval here, not inside a reservation other shards wait for.
+        self._reader.wait_turn()
+        limit = self.page_limit()
+        estimate = limit * self._record_cost
         if not self._budget.reserve(estimate, self.stopping):
             return None
         try:
-            page = self._reader.fetch_next()
+            page = self._reader.fetch_next(limit)
         except BaseException:
             self._budget.release(estimate)
             raise
         cost = page_cost(page)
         self._budget.adjust(cost - estimate)
-        # An empty page says nothing about the next one's size.
-        if cost:
-            self._last_cost = cost
+        # An empty page says nothing about the next one's record size.
+        if page.records:
+            self._record_cost = max(1, cost // len(page.records))
         try:
             if self._observer:
                 self._observer.progress(self.lease.shard_id)
