@@ -467,11 +467,12 @@ def print_summary(best: dict[str, tuple[Cost, int]]) -> None:
         print(f"{name} / ceiling = {rate[name] / rate['ceiling']:.2f} "
               f"(wall; target >= {TARGET_VS_CEILING})"
               + _cpu_ratio(cpu, "ceiling", name))
-    for naive in ("naive", "naive-pipelined"):
-        print(f"decode+load / {naive} = "
-              f"{rate['decode+load'] / rate[naive]:.1f} "
-              f"(wall; target >= {TARGET_VS_NAIVE:g})"
-              + _cpu_ratio(cpu, naive, "decode+load"))
+    for fast in ("decode+load", "decode-ahead"):
+        for naive in ("naive", "naive-pipelined"):
+            print(f"{fast} / {naive} = "
+                  f"{rate[fast] / rate[naive]:.1f} "
+                  f"(wall; target >= {TARGET_VS_NAIVE:g})"
+                  + _cpu_ratio(cpu, naive, fast))
 
 
 def _cpu_ratio(cpu: dict, slow: str, fast: str) -> str:
