@@ -28,7 +28,7 @@ from worker.config import (
     parse_timestamp,
     render_config_table,
 )
-from worker.errors import ConfigError, WorkerError
+from worker.errors import ConfigError, WorkerError, first_line
 from worker.observe.logs import mask_secrets, setup_logging
 
 PROG = "ven-worker"
@@ -80,7 +80,7 @@ def migrate(settings: Settings, check: bool = False,
             print(f"{where}: upgraded to the newest migration")
     except CommandError as exc:
         raise WorkerError(f"migrate failed for {where}: "
-                          f"{_first_line(exc)}") from exc
+                          f"{first_line(exc)}") from exc
     return 0
 
 
@@ -170,11 +170,6 @@ def _load(module_name: str, attr: str, command: str) -> Callable:
         raise CommandUnavailable(
             f"{command} is not available yet ({module_name}.{attr} is missing)")
     return function
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # -- the parser ----------------------------------------------------------

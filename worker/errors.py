@@ -22,3 +22,11 @@ class LeaseLost(WorkerError):
 
 class TransientError(WorkerError):
     retriable = True
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (psycopg and botocore add
+    detail lines), or its type's name when it has no message: enough for a
+    one-line log or a one-line exit."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

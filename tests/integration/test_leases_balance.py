@@ -15,13 +15,13 @@ import pytest
 
 from worker.db.connect import connect
 from worker.errors import TransientError
+from worker.kinesis.client import ShardInfo
 from worker.kinesis.selector import HASH_SPACE, parse_selector
 from worker.leases import (
     SHARD_END,
     LeaseCoordinator,
     LeaseSettings,
     LeaseTable,
-    ShardInfo,
 )
 
 STREAM = "leases-balance"

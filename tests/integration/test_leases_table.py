@@ -14,7 +14,8 @@ import pytest
 
 from worker.db.connect import connect
 from worker.errors import ConfigError
-from worker.leases import SHARD_END, LeaseBusy, LeaseTable, ShardInfo
+from worker.kinesis.client import ShardInfo
+from worker.leases import SHARD_END, LeaseBusy, LeaseTable
 from worker.kinesis.selector import HASH_SPACE
 
 STREAM = "leases-table"

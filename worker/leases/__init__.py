@@ -3,7 +3,7 @@ and the per-worker loop that keeps a fair share of them."""
 
 from worker.leases.coordinator import LeaseCoordinator
 from worker.leases.identity import worker_identity
-from worker.leases.model import SHARD_END, Lease, ShardInfo
+from worker.leases.model import SHARD_END, Lease
 from worker.leases.settings import LeaseSettings
 from worker.leases.table import LeaseBusy, LeaseTable
 
@@ -14,6 +14,5 @@ __all__ = [
     "LeaseCoordinator",
     "LeaseSettings",
     "LeaseTable",
-    "ShardInfo",
     "worker_identity",
 ]

@@ -19,14 +19,6 @@ class ShardLike(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class ShardInfo:
-    shard_id: str
-    parent_shard_ids: tuple[str, ...] = ()
-    starting_hash_key: str = "0"
-    ending_hash_key: str = str(2**128 - 1)
-
-
-@dataclass(frozen=True, slots=True)
 class Lease:
     """One row of ``shard_leases`` as the balancer sees it.
 

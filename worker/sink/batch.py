@@ -9,11 +9,10 @@ import collections
 from dataclasses import dataclass
 from typing import Protocol
 
+# SHARD_END: the checkpoint of a closed shard whose every record is stored
+# (its children may start). The lease table owns the value; batches carry it.
+from worker.leases.model import SHARD_END
 from worker.records.model import Reading, Reject
-
-# The checkpoint of a closed shard whose every record is stored: its children
-# may start.
-SHARD_END = "SHARD_END"
 
 
 @dataclass(frozen=True, slots=True)

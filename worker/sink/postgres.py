@@ -19,7 +19,7 @@ from datetime import date
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from worker.errors import WorkerError
+from worker.errors import WorkerError, first_line
 from worker.records.model import Reading, Reject
 from worker.sink.batch import Batch, BatchResult
 from worker.sink.fence import already_committed, lock_lease, move_checkpoint
@@ -106,7 +106,7 @@ class PostgresSink:
             log.warning(
                 "shard %s batch up to %s rolled back (%s): %s",
                 batch.lease.shard_id, batch.checkpoint.sequence_number,
-                type(exc).__name__, _first_line(exc),
+                type(exc).__name__, first_line(exc),
             )
             raise
 
@@ -156,8 +156,3 @@ def _split(items) -> tuple[list[Reading], list[Reject]]:
         else:
             rejects.append(refused(item, why))
     return readings, rejects
-
-
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else ""
