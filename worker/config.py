@@ -58,11 +58,13 @@ DEFAULT_DISCOVERY_INTERVAL_S = 60.0
 
 # Memory held by fetched pages not yet stored, across all shards of the
 # process: their record bytes and the decoded readings, estimated at six
-# times the record bytes (see worker/runtime/consumer.py). A 10,000-record
-# page of 8-circuit readings costs about 65 MiB that way; 160 MiB lets one
-# page be stored while the next is fetched and decoded, and keeps a worker
-# draining a backlog on many shards within a few hundred MB.
-DEFAULT_MAX_INFLIGHT_BYTES = 160 * MIB
+# times the record bytes (see worker/runtime/consumer.py). Each shard sizes
+# its pages to its share, so the budget bounds the process whatever the
+# shard count. Measured with bench/bench_memory.py (500,000 records on 8
+# shards): 96 MiB kept peak RSS near 250 MB and drained as fast as 160 MiB
+# did (which peaked near 350 MB); a lone shard still gets pages of about
+# 6,000 typical readings.
+DEFAULT_MAX_INFLIGHT_BYTES = 96 * MIB
 
 # AWS IoT caps an MQTT message at 128 KiB, so a larger record did not come
 # from the rule as a plain reading; 1 MiB leaves room for KPL aggregates while
