@@ -327,7 +327,9 @@ class Settings:
     initial_position: str = setting(
         "TRIM_HORIZON", "INITIAL_POSITION", _choice(*INITIAL_POSITIONS),
         "Where to start a shard that has no checkpoint: "
-        + ", ".join(INITIAL_POSITIONS) + ".", READING, metavar="POSITION")
+        + ", ".join(INITIAL_POSITIONS) + " (LATEST is fixed when the shard "
+        "is first leased, so a restart does not skip ahead).", READING,
+        metavar="POSITION")
     initial_timestamp: datetime | None = setting(
         None, "INITIAL_TIMESTAMP", parse_timestamp,
         "ISO-8601 start time, required with AT_TIMESTAMP.", READING,

@@ -117,3 +117,51 @@ def test_sigterm_under_load_exits_zero_and_hands_shards_over(
     w2.signal(signal.SIGTERM)
     assert w2.wait(30) == 0
     assert_exactly_once(pg_url, migrated_schema, sent)
+
+
+def _lease_start(pg_url: str, schema: str, stream: str):
+    """(owner, reset_to_timestamp, checkpoint) of a 1-shard stream's lease."""
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        return conn.execute(
+            "SELECT owner, reset_to_timestamp, checkpoint_sequence "
+            "FROM shard_leases WHERE stream_name = %s", (stream,)).fetchone()
+
+
+def test_latest_start_survives_a_crash_before_the_first_commit(
+        pg_url, migrated_schema, make_stream, kinesis_client,
+        localstack_endpoint, tmp_path):
+    # Started at LATEST, a worker killed before its first commit leaves no
+    # checkpoint. Its successor must start where it did, not at a new LATEST
+    # after the readings put in between.
+    stream = make_stream(1)
+    env = worker_env(pg_url, migrated_schema, localstack_endpoint, stream)
+    env["INITIAL_POSITION"] = "LATEST"
+    w1 = WorkerProcess("w1", env, tmp_path)
+    w2 = None
+    try:
+        wait_until(lambda: "consumer started" in w1.log()
+                   and _lease_start(pg_url, migrated_schema,
+                                    stream)[0] == "w1",
+                   "w1 reading the shard")
+        w1.signal(signal.SIGKILL)
+        w1.wait()
+        sent = put_readings(kinesis_client, stream,
+                            [reading(v, 0) for v in range(30)])
+
+        w2 = WorkerProcess("w2", env, tmp_path)
+        wait_until(lambda: stored_count(pg_url, migrated_schema) >= len(sent),
+                   f"w2 storing the {len(sent)} readings put after the crash",
+                   deadline_s=TEST_LEASE_DURATION_S * 20)
+        w2.signal(signal.SIGTERM)
+        assert w2.wait() == 0
+        owner, reset_to, checkpoint = _lease_start(pg_url, migrated_schema,
+                                                   stream)
+        assert reset_to is None and checkpoint is not None  # first commit
+        assert_exactly_once(pg_url, migrated_schema, sent)
+    finally:
+        for proc in (w1, w2):
+            if proc is not None:
+                proc.stop()

@@ -246,6 +246,35 @@ def test_renew_under_another_counter_reports_the_lease_gone(table, db):
     assert row(db, shard_id(0))["owner"] == "B"
 
 
+def test_pin_start_fixes_a_never_read_shard_once_for_its_holder(table, db):
+    table.ensure_rows(even_shards(1))
+    table.take(shard_id(0), "A", None, 0)
+    before = db.execute("SELECT now()").fetchone()[0]
+
+    pinned = table.pin_start(shard_id(0), "A", 1, margin_s=5.0)
+    again = table.pin_start(shard_id(0), "A", 1, margin_s=5.0)
+
+    stored = row(db, shard_id(0))
+    assert stored["reset_to_timestamp"] == pinned
+    assert (before - pinned).total_seconds() == pytest.approx(5.0, abs=1.0)
+    assert again is None  # a pinned start is never moved later
+
+
+def test_pin_start_leaves_a_checkpointed_or_lost_shard_alone(table, db):
+    table.ensure_rows(even_shards(2))
+    table.take(shard_id(0), "A", None, 0)
+    db.execute(
+        "UPDATE shard_leases SET checkpoint_sequence = '42' "
+        "WHERE stream_name = %s AND shard_id = %s", (STREAM, shard_id(0)))
+    table.take(shard_id(1), "A", None, 0)
+
+    assert table.pin_start(shard_id(0), "A", 1, margin_s=5.0) is None
+    assert table.pin_start(shard_id(1), "B", 1, margin_s=5.0) is None
+    assert table.pin_start(shard_id(1), "A", 7, margin_s=5.0) is None
+    assert row(db, shard_id(0))["reset_to_timestamp"] is None
+    assert row(db, shard_id(1))["reset_to_timestamp"] is None
+
+
 def test_steal_moves_a_live_lease_and_its_counter(table, db):
     table.ensure_rows(even_shards(1))
     table.take(shard_id(0), "A", None, 0)

@@ -77,9 +77,24 @@ clean_entry = st.fixed_dictionaries(
         "priority": st.integers(-(2**31), 2**31 - 1),
     },
 )
+# The full contract 1.0 load: all eight fields, nearly always of their
+# usual types (the quick path's shape test), sometimes one off by a little.
+contract_entry = st.fixed_dictionaries({
+    "loadId": st.one_of(st.text("abc-_0\u00e9", min_size=1, max_size=6),
+                        tricky_text),
+    "name": st.one_of(st.text("Lo d1", max_size=6), st.none()),
+    "type": st.one_of(st.just("hvac"), tricky_text),
+    "capacityKw": st.one_of(st.floats(-1e6, 1e6), st.integers(0, 9)),
+    "currentPowerKw": st.one_of(st.floats(-1e6, 1e6), st.none()),
+    "shedCapabilityKw": st.floats(-1e6, 1e6),
+    "enabled": st.one_of(st.booleans(), st.just(1)),
+    "priority": st.one_of(st.integers(-(2**31), 2**31 - 1),
+                          st.integers(2**31, 2**40), st.just(True)),
+}, optional={"id": ids, "breakerAmps": numbers, "critical": json_values})
 loads = st.one_of(
     st.lists(clean_entry, max_size=5),
-    st.lists(st.one_of(clean_entry, load_entry), max_size=5),
+    st.lists(contract_entry, max_size=5),
+    st.lists(st.one_of(clean_entry, contract_entry, load_entry), max_size=5),
 )
 
 readings = st.fixed_dictionaries(

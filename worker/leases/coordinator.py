@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 # Longest wait for the loop's thread to finish its cycle on close.
 CLOSE_JOIN_TIMEOUT_S = 30.0
 
+# How far before "now" a LATEST start is pinned (see LeaseTable.pin_start).
+LATEST_PIN_MARGIN_S = 5.0
+
 
 def _ignore(*_args) -> None:
     pass
@@ -116,6 +119,12 @@ class LeaseCoordinator:
     def lease_row(self, shard_id: str) -> dict | None:
         lease = self._with_table(LeaseTable.get, shard_id)
         return None if lease is None else dataclasses.asdict(lease)
+
+    def pin_start(self, shard_id: str, counter: int):
+        """See ``LeaseTable.pin_start``: the time a LATEST start is pinned
+        to, or None."""
+        return self._with_table(LeaseTable.pin_start, shard_id,
+                                self.worker_id, counter, LATEST_PIN_MARGIN_S)
 
     # -- the lease connection ----------------------------------------------------
 

@@ -77,6 +77,21 @@ WHERE stream_name = %(stream)s AND shard_id = %(shard)s
 RETURNING shard_id
 """
 
+# A shard that has never been read holds no position, so a reader starting
+# at LATEST would, after a crash before its first commit, start at a new
+# LATEST and skip what arrived in between. Its first holder writes "now" as
+# the shard's start, which the first commit clears like any reset. The
+# margin covers a database clock a little ahead of Kinesis's: a few seconds
+# of older records read once more cost nothing, a skipped one is lost.
+_PIN_START = f"""
+UPDATE shard_leases
+SET reset_to_timestamp = now() - make_interval(secs => %(margin)s)
+WHERE stream_name = %(stream)s AND shard_id = %(shard)s
+  AND owner = %(me)s AND lease_counter = %(counter)s
+  AND checkpoint_sequence IS NULL AND reset_to_timestamp IS NULL
+RETURNING reset_to_timestamp
+"""
+
 _RELEASE = """
 UPDATE shard_leases
 SET owner = NULL, lease_expires_at = NULL, lease_counter = lease_counter + 1
@@ -260,6 +275,15 @@ class LeaseTable:
         """Push the expiry out. False means the lease is no longer ours."""
         rows = self._run(_RENEW, shard=shard_id, me=me, counter=counter)
         return bool(rows)
+
+    def pin_start(self, shard_id: str, me: str, counter: int,
+                  margin_s: float) -> datetime | None:
+        """Record "now" (less ``margin_s``) as where a never-read shard
+        starts, for a worker that would start it at LATEST. None when the
+        shard already has a position or the lease is no longer ours."""
+        rows = self._run(_PIN_START, shard=shard_id, me=me, counter=counter,
+                         margin=margin_s)
+        return rows[0][0] if rows else None
 
     def release(self, shard_id: str, me: str, counter: int) -> bool:
         rows = self._run(_RELEASE, shard=shard_id, me=me, counter=counter)

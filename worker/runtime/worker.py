@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 from worker.errors import WorkerError
 from worker.kinesis.client import KinesisClient
-from worker.kinesis.reader import ShardReader, StartPosition
+from worker.kinesis.reader import LATEST, ShardReader, StartPosition
 from worker.runtime.consumer import ByteBudget, ShardConsumer
 from worker.sink.batch import SHARD_END, Checkpoint, LeaseToken
 
@@ -202,9 +202,18 @@ class Worker:
                 or row["checkpoint_sequence"] == SHARD_END):
             return  # changed under us, or ended; the coordinator settles it
         settings = self._settings
+        reset_to = row["reset_to_timestamp"]
+        if (settings.initial_position == LATEST and reset_to is None
+                and row["checkpoint_sequence"] is None
+                and not row["parent_shard_ids"]):
+            # Fixed now, so a restart before the first commit resumes here
+            # and not at a later LATEST.
+            reset_to = self._leases.pin_start(shard_id, counter)
+            if reset_to is None:
+                return  # the row changed under us; the next cycle retries
         start = StartPosition(
             checkpoint_sequence=row["checkpoint_sequence"],
-            reset_to_timestamp=row["reset_to_timestamp"],
+            reset_to_timestamp=reset_to,
             initial=settings.initial_position,
             initial_timestamp=settings.initial_timestamp,
             is_child=bool(row["parent_shard_ids"]),
@@ -227,8 +236,7 @@ class Worker:
                 return
             self._consumers[shard_id] = consumer
         log.info("shard %s: consumer started (lease counter %d, from %s)",
-                 shard_id, counter, row["checkpoint_sequence"]
-                 or ("TRIM_HORIZON" if start.is_child else start.initial))
+                 shard_id, counter, _shown_start(start))
         consumer.start()
 
     def _consumer_done(self, consumer: ShardConsumer, reason: str) -> None:
@@ -284,3 +292,11 @@ class Worker:
         # Stops the lease loop and gives every lease back (never raises).
         self._leases.close()
 
+
+def _shown_start(start: StartPosition) -> str:
+    """Where a consumer starts, as its log line says it."""
+    if start.checkpoint_sequence is not None:
+        return start.checkpoint_sequence
+    if start.reset_to_timestamp is not None:
+        return f"AT_TIMESTAMP {start.reset_to_timestamp.isoformat()}"
+    return "TRIM_HORIZON" if start.is_child else start.initial
