@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from worker.errors import ConfigError, WorkerError
+from worker.kinesis.selector import SelectorError, parse_selector
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -205,25 +206,11 @@ def _region(value: str) -> str:
 
 def _shards(value: str) -> str:
     value = value.strip()
-    parse_selector = _selector_parser()
-    if parse_selector is not None:
-        try:
-            parse_selector(value)
-        except (ValueError, WorkerError) as exc:
-            raise ValueError(f"is not a shard selector ({exc})") from None
-    elif not value or any(not part.strip() for part in value.split(",")):
-        raise ValueError("must be all, G/N, or a comma list of shard ids")
-    return value
-
-
-def _selector_parser() -> Callable[[str], Any] | None:
-    # The Kinesis package owns the selector grammar; until it exists, only
-    # the shape is checked here.
     try:
-        from worker.kinesis.selector import parse_selector
-    except ImportError:
-        return None
-    return parse_selector
+        parse_selector(value)
+    except SelectorError as exc:
+        raise ValueError(f"is not a shard selector: {exc.detail}") from None
+    return value
 
 
 def _worker_id(value: str) -> str:

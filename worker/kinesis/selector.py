@@ -38,6 +38,15 @@ _SHARD_ID = re.compile(r"^shardId-\d{12}$")
 _FORMS = "use 'all', 'G/N' (1 <= G <= N) or a comma list of shardId-NNNNNNNNNNNN"
 
 
+class SelectorError(ConfigError):
+    """A ``--shards`` value that is not a selector. ``detail`` says what is
+    wrong without naming the flag, for messages that name it already."""
+
+    def __init__(self, text: str, detail: str):
+        super().__init__(f"--shards {text!r}: {detail}")
+        self.detail = detail
+
+
 def hash_group(hash_key: int | str, groups: int) -> int:
     """The 1-based group of ``groups`` a hash key falls in."""
     start = int(hash_key)
@@ -82,7 +91,7 @@ def parse_selector(text: str | None) -> ShardSelector:
         return ALL_SHARDS
     cleaned = text.strip()
     if not cleaned:
-        raise ConfigError(f"--shards is empty: {_FORMS}")
+        raise SelectorError(cleaned, f"is empty; {_FORMS}")
     if cleaned.lower() == "all":
         return ALL_SHARDS
 
@@ -90,16 +99,13 @@ def parse_selector(text: str | None) -> ShardSelector:
     if group:
         g, n = int(group.group(1)), int(group.group(2))
         if not 1 <= g <= n:
-            raise ConfigError(
-                f"--shards {cleaned!r}: group must be between 1 and {n}; "
-                f"{_FORMS}"
-            )
+            raise SelectorError(
+                cleaned, f"group must be between 1 and {n}; {_FORMS}")
         return ShardSelector(group=g, groups=n)
 
     ids = [part.strip() for part in cleaned.split(",")]
     bad = [part for part in ids if not _SHARD_ID.match(part)]
     if bad:
-        raise ConfigError(
-            f"--shards {cleaned!r}: {bad[0]!r} is not a shard id; {_FORMS}"
-        )
+        raise SelectorError(
+            cleaned, f"{bad[0]!r} is not a shard id; {_FORMS}")
     return ShardSelector(shard_ids=frozenset(ids))
