@@ -194,9 +194,11 @@ class LeaseTable:
         try:
             cur = self._conn.execute(sql, params)
         except psycopg.errors.LockNotAvailable as exc:
+            shard = params.get("shard")
+            rows = f"lease row {shard}" if shard else "lease rows"
             raise LeaseBusy(
-                f"lease row {params.get('shard')} of {self.stream_name} "
-                "is locked by a commit in progress"
+                f"{rows} of {self.stream_name} locked by a commit in "
+                "progress; trying again next cycle"
             ) from exc
         return cur.fetchall() if cur.description else []
 
