@@ -208,3 +208,19 @@ def test_get_records_fast_answered_by_moto():
     assert client._fast is not None and not client._fast_doubted
     assert [(r.data, r.partition_key) for r in page.records] == [
         (b"hello", "k")]
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_boto3_makes_one_attempt_per_call_our_backoff_does_the_rest(
+        canned, status):
+    # The SDK retrying underneath would multiply with the client's own
+    # backoff (and hide throttling from its counters).
+    canned.status = status
+    canned.body = json.dumps({"__type": "InternalFailure",
+                              "message": "canned"}).encode()
+    slow, _ = clients(canned.url)
+
+    with pytest.raises(RetriableKinesisError):
+        slow.get_records("it-1", 100)
+
+    assert canned.calls == 1

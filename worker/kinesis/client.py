@@ -163,8 +163,9 @@ def make_boto3_client(endpoint: str | None, region: str):
             kwargs["aws_secret_access_key"] = "test"
     config = botocore.config.Config(
         # One retry policy only: ours (tenacity, with jitter and a stop
-        # event). The SDK's own retries would multiply with it.
-        retries={"max_attempts": 1, "mode": "standard"},
+        # event). The SDK's own retries would multiply with it. (botocore's
+        # "max_attempts" counts retries; "total_max_attempts" counts calls.)
+        retries={"total_max_attempts": 1, "mode": "standard"},
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
         max_pool_connections=50,
