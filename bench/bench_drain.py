@@ -344,11 +344,6 @@ def run(readings: int, shards: int, endpoint: str, url: str,
                           for r in results],
                "ratio": ratio, "lease_ratio": lease_ratio,
                "worker_s": median["seconds"], "bare_s": median["bare_s"],
-               # report.py's summary row reads these two (the bar was once
-               # the faster of a read before and one after the worker):
-               # both are the median round's bare read.
-               "bare_before_s": median["bare_s"],
-               "bare_after_s": median["bare_s"],
                "samples": median["samples"], "load_end": load_average()}
     if plot:
         from plot import plot_drain
