@@ -25,6 +25,8 @@ def _page(first_seq: int, n: int, ended: bool = False) -> Page:
 
 
 class FakeReader:
+    max_records = 10_000
+
     def __init__(self, pages):
         self._pages = list(pages)
         self.limits = []
@@ -103,24 +105,30 @@ def test_observer_summary_counts_batches_since_the_last_one():
     assert second["batches"] == 0
 
 
-def test_pages_are_sized_to_the_shards_share_of_the_budget():
-    # Two shards hold two pages each, so one page may cost a quarter of the
-    # budget; after the first page the limit follows the records' real size.
-    from worker.runtime.consumer import PAGE_MEMORY_FACTOR, page_cost
+def _consumer(reader, budget):
+    return ShardConsumer(
+        LeaseToken("s", "shard-0", "me", 1), reader, FakeSink, DecodePolicy(),
+        budget, threading.Event(), lambda c, reason: None)
 
-    first = _page(0, 4)
-    per_record = page_cost(first) // 4
-    budget = ByteBudget(per_record * 40)
-    budget.join()  # another shard reading alongside this one
-    reader = FakeReader([first, _page(4, 3, ended=True)])
 
-    done = _run(reader, FakeSink(), budget)
+def test_page_limit_takes_free_budget_but_never_less_than_a_fair_share():
+    from worker.runtime.consumer import (FIRST_RECORD_ESTIMATE,
+                                         PAGE_MEMORY_FACTOR)
 
-    assert done == ["shard_end"]
-    assert reader.limits[1] == 10
-    assert reader.limits[0] == max(
-        1, per_record * 40 // 4 // (2 * 1024 * PAGE_MEMORY_FACTOR))
-    assert budget.used == 0
+    record = FIRST_RECORD_ESTIMATE * PAGE_MEMORY_FACTOR  # before any page
+    budget = ByteBudget(record * 400)
+    budget.join()
+    budget.join()  # two shards: a fair page is a quarter, 100 records
+    reader = FakeReader([])
+    consumer = _consumer(reader, budget)
+
+    idle_neighbour = consumer.page_limit()  # half of what is free
+    budget.reserve(record * 360, lambda: False)  # the other shard's pages
+    busy_neighbour = consumer.page_limit()
+    reader.max_records = 50
+    capped = consumer.page_limit()
+
+    assert (idle_neighbour, busy_neighbour, capped) == (200, 100, 50)
 
 
 def test_a_record_larger_than_the_share_is_still_fetched_one_a_page():

@@ -77,6 +77,11 @@ class ShardReader:
         return self._client.get_shard_iterator(
             self._stream, self.shard_id, LATEST)
 
+    @property
+    def max_records(self) -> int:
+        """The most records one GetRecords call asks for (MAX_RECORDS)."""
+        return self._max_records
+
     def wait_turn(self) -> None:
         """Wait out the idle interval when caught up, and the per-shard call
         limit always. Returns early when stopping.

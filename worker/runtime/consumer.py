@@ -89,8 +89,13 @@ class ByteBudget:
             self._members -= 1
 
     def share(self) -> int:
-        """Bytes one page may cost while the current members share it."""
-        return self.limit // (PAGES_PER_SHARD * max(1, self._members))
+        """Bytes one page may cost: the shard's fair part of the budget, or
+        its part of what is free now when that is more. Shards that hold
+        little (caught up, between pages) leave room a shard with a backlog
+        may use; ``reserve`` still keeps the total within the limit."""
+        fair = self.limit // (PAGES_PER_SHARD * max(1, self._members))
+        free = (self.limit - self._used) // PAGES_PER_SHARD
+        return max(fair, free)
 
     def reserve(self, n: int, stopping) -> bool:
         """Take ``n`` once it fits; False (nothing taken) when ``stopping()``
@@ -239,7 +244,11 @@ class ShardConsumer(threading.Thread):
                         return "stopped"
             finally:
                 # Leaving early (lease lost, failure): the page fetched ahead
-                # is dropped unstored; its bytes go back to the budget.
+                # is dropped unstored; its bytes go back to the budget. The
+                # stop cuts that fetch short (a wait for budget, a backoff),
+                # so the shard is free to restart sooner.
+                if pending is not None:
+                    self.own_stop.set()
                 self._discard(pending)
 
     def _discard(self, pending) -> None:
@@ -257,7 +266,8 @@ class ShardConsumer(threading.Thread):
         shard's share of the budget at the size its records last had (the
         reader caps it at MAX_RECORDS). At least one, so a shard of records
         larger than its share still moves, one record a page."""
-        return max(1, self._budget.share() // self._record_cost)
+        fits = self._budget.share() // self._record_cost
+        return max(1, min(fits, self._reader.max_records))
 
     def _fetch(self) -> Fetched | None:
         # Pace first, holding nothing: a caught-up shard waits out its idle
