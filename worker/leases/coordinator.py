@@ -107,7 +107,7 @@ class LeaseCoordinator:
 
     def database_now(self):
         """The database's clock, the one every lease time is measured by."""
-        return self._with_table(LeaseTable.now)
+        return self._with_table(lambda table: table.now())
 
     def sync_shards(self, shards: Iterable[ShardLike],
                     listed_at=None) -> list[str]:
@@ -117,14 +117,14 @@ class LeaseCoordinator:
         return self._with_table(self._sync, list(shards), listed_at)
 
     def lease_row(self, shard_id: str) -> dict | None:
-        lease = self._with_table(LeaseTable.get, shard_id)
+        lease = self._with_table(lambda table: table.get(shard_id))
         return None if lease is None else dataclasses.asdict(lease)
 
     def pin_start(self, shard_id: str, counter: int):
         """See ``LeaseTable.pin_start``: the time a LATEST start is pinned
         to, or None."""
-        return self._with_table(LeaseTable.pin_start, shard_id,
-                                self.worker_id, counter, LATEST_PIN_MARGIN_S)
+        return self._with_table(lambda table: table.pin_start(
+            shard_id, self.worker_id, counter, LATEST_PIN_MARGIN_S))
 
     # -- the lease connection ----------------------------------------------------
 

@@ -21,7 +21,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from worker.errors import WorkerError
+from worker.errors import TransientError, WorkerError
 from worker.kinesis.client import KinesisClient
 from worker.kinesis.reader import LATEST, ShardReader, StartPosition
 from worker.runtime.consumer import ByteBudget, ShardConsumer
@@ -194,7 +194,14 @@ class Worker:
         for shard_id, counter in to_start:
             if self.stop.is_set():
                 return
-            self._start_consumer(shard_id, counter)
+            try:
+                self._start_consumer(shard_id, counter)
+            except TransientError as exc:
+                # One shard's lease row unreadable now (the database is
+                # down or the row busy) must not hold back the others; this
+                # one is tried again next cycle.
+                log.warning("shard %s: not started this cycle: %s",
+                            shard_id, exc)
 
     def _start_consumer(self, shard_id: str, counter: int) -> None:
         row = self._leases.lease_row(shard_id)
