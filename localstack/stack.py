@@ -173,7 +173,7 @@ def _warm_up(endpoint: str) -> None:
     import botocore.exceptions
 
     config = botocore.config.Config(
-        read_timeout=WARM_UP_READ_TIMEOUT_S, retries={"max_attempts": 1}
+        read_timeout=WARM_UP_READ_TIMEOUT_S, retries={"total_max_attempts": 1}
     )
     try:
         make_client(endpoint, config=config).list_streams(Limit=1)
@@ -703,7 +703,7 @@ def _cmd_create_stream(args) -> int:
 
     # Fail fast on a dead endpoint: one retry, short connect timeout.
     config = botocore.config.Config(
-        connect_timeout=3, retries={"max_attempts": 2, "mode": "standard"}
+        connect_timeout=3, retries={"total_max_attempts": 2, "mode": "standard"}
     )
     client = make_client(args.endpoint, config=config)
     try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from worker.errors import ConfigError, WorkerError
+from worker.errors import ConfigError
 from worker.kinesis.selector import SelectorError, parse_selector
 
 KIB = 1024

@@ -188,7 +188,9 @@ def _state(shard) -> str:
 
 def _checkpoint(shard) -> str:
     if shard.checkpoint is None and shard.pending_reset_to is not None:
-        return "reset to " + moment(shard.pending_reset_to)
+        # An operator's reset, or a LATEST start fixed at the first lease;
+        # either way the next reader starts at this time.
+        return "starts at " + moment(shard.pending_reset_to)
     return sequence(shard.checkpoint)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from worker.db.connect import connect
-from worker.errors import ConfigError
+from worker.errors import ConfigError, first_line
 from worker.kinesis.client import KinesisClient
 from worker.leases import SHARD_END, Lease, LeaseTable
 from worker.ops.leases_view import check_tables
@@ -26,7 +26,6 @@ from worker.ops.render import moment, sequence, shorten, table
 from worker.ops.stream_view import (
     KINESIS_FAILURES,
     one_attempt_client,
-    one_line,
     probe,
 )
 
@@ -139,7 +138,7 @@ def _ask(call, shard_id: str, settings, what: str = "the position of"):
         where = settings.kinesis_endpoint or "AWS"
         raise ConfigError(
             f"reset: Kinesis at {where} could not confirm {what} {shard_id} "
-            f"({one_line(exc)}); nothing was reset") from exc
+            f"({first_line(exc)}); nothing was reset") from exc
 
 
 def reset(settings, shard: str | None = None, all_shards: bool = False,

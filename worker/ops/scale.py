@@ -14,7 +14,7 @@ import time
 
 from botocore.exceptions import BotoCoreError
 
-from worker.errors import ConfigError, WorkerError
+from worker.errors import ConfigError, WorkerError, first_line
 from worker.kinesis.client import (
     IteratorExpired,
     KinesisClient,
@@ -24,7 +24,7 @@ from worker.kinesis.client import (
     make_boto3_client,
 )
 from worker.ops.render import duration, shard_map
-from worker.ops.stream_view import one_attempt_client, one_line
+from worker.ops.stream_view import one_attempt_client
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def scale(settings, shards: int, kinesis: KinesisClient | None = None,
     except (KinesisError, RetriableKinesisError, IteratorExpired,
             BotoCoreError) as exc:
         raise WorkerError(f"scale: Kinesis at {where} refused or failed: "
-                          f"{one_line(exc)}") from exc
+                          f"{first_line(exc)}") from exc
     finally:
         timer.cancel()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError
 
-from worker.errors import WorkerError
+from worker.errors import WorkerError, first_line
 from worker.kinesis.client import (
     KinesisClient,
     Page,
@@ -72,7 +72,7 @@ def read_stream(client: KinesisClient, stream: str) -> StreamView:
         return StreamView(reachable=True, status=STREAM_NOT_FOUND)
     except KINESIS_FAILURES as exc:
         log.debug("stream %s not readable: %s", stream, exc)
-        return StreamView(reachable=False, error=one_line(exc))
+        return StreamView(reachable=False, error=first_line(exc))
     return StreamView(reachable=True, status=summary.get("StreamStatus"),
                       shards={shard.shard_id: shard for shard in shards})
 
@@ -99,7 +99,7 @@ def measure_live_lag(client: KinesisClient, view: StreamView, stream: str,
         try:
             page = probe(client, stream, shard_id, starts[shard_id])
         except KINESIS_FAILURES as exc:
-            return shard_id, None, one_line(exc)
+            return shard_id, None, first_line(exc)
         return shard_id, page.millis_behind_latest, None
 
     if not starts:
@@ -111,8 +111,3 @@ def measure_live_lag(client: KinesisClient, view: StreamView, stream: str,
                 view.live_lag[shard_id] = lag
             else:
                 view.lag_errors[shard_id] = error
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -18,6 +18,7 @@ safety here:
   rejected, and every other reading of the batch is stored.
 """
 
+import struct
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
@@ -153,7 +154,7 @@ def write_rows(copy, rows: Iterable[tuple], columns: Sequence[str],
     for values in rows:
         try:
             write(values)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, struct.error) as exc:
             raise Unsendable(_which_field(values, columns, types, exc)) from exc
 
 
