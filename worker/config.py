@@ -59,13 +59,14 @@ DEFAULT_DISCOVERY_INTERVAL_S = 60.0
 
 # Memory held by fetched pages not yet stored, across all shards of the
 # process: their record bytes and the decoded readings, estimated at six
-# times the record bytes (see worker/runtime/consumer.py). Each shard sizes
-# its pages to its share, so the budget bounds the process whatever the
-# shard count. Measured with bench/bench_memory.py (500,000 records on 8
-# shards): 96 MiB kept peak RSS near 250 MB and drained as fast as 160 MiB
-# did (which peaked near 350 MB); a lone shard still gets pages of about
-# 6,000 typical readings.
-DEFAULT_MAX_INFLIGHT_BYTES = 96 * MIB
+# times the record bytes (see worker/runtime/consumer.py). Pages are sized to
+# fit, so the budget bounds the process whatever the shard count. Measured
+# with bench/bench_memory.py (500,000 records on 8 shards, about 100 MB of
+# it the process itself): a 96 MiB budget peaked at 287 MB of RSS, too near
+# the 300 MB goal; 80 MiB leaves room. A lone shard still gets pages of
+# about 5,000 typical readings, and 8 busy shards could each take 3,000
+# records/s, several times what one process stores.
+DEFAULT_MAX_INFLIGHT_BYTES = 80 * MIB
 
 # AWS IoT caps an MQTT message at 128 KiB, so a larger record did not come
 # from the rule as a plain reading; 1 MiB leaves room for KPL aggregates while

@@ -50,7 +50,7 @@ def test_load_settings_without_input_gives_documented_defaults():
     assert s.lease_duration_s == 10.0
     assert s.renew_interval_s == pytest.approx(10.0 / 3)
     assert s.discovery_interval_s == 60
-    assert s.max_inflight_bytes == 96 * MIB
+    assert s.max_inflight_bytes == 80 * MIB
     assert s.max_record_bytes == 1 * MIB
     assert s.max_future_skew_s == 3600
     assert s.retention_days == 0
@@ -271,7 +271,7 @@ def test_describe_masks_the_database_password():
 
     assert shown["database_url"] == "postgresql://u:***@h/db"
     assert "hunter2" not in json.dumps(shown)
-    assert shown["max_inflight_bytes"] == "96MiB"
+    assert shown["max_inflight_bytes"] == "80MiB"
 
 
 def test_config_table_has_a_row_per_setting():
