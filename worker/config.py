@@ -501,7 +501,8 @@ def cross_check(s: Settings) -> list[tuple[tuple[str, ...], str]]:
                       f"MAX_RECORD_BYTES {format_size(s.max_record_bytes)} "
                       f"exceeds MAX_INFLIGHT_BYTES "
                       f"{format_size(s.max_inflight_bytes)}: such a record "
-                      f"could never be fetched"))
+                      f"could be fetched only while no other page is in "
+                      f"flight, stalling its shard"))
     if s.partitions_ahead_days * SECONDS_PER_DAY < s.max_future_skew_s:
         found.append((("partitions_ahead_days", "max_future_skew_s"),
                       f"PARTITIONS_AHEAD_DAYS {s.partitions_ahead_days} does "

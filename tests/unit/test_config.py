@@ -213,7 +213,7 @@ def test_record_limit_cannot_exceed_the_inflight_budget():
                                 "MAX_RECORD_BYTES": "4MiB"})
 
     assert len(problems) == 1
-    assert "could never be fetched" in problems[0]
+    assert "only while no other page is in flight" in problems[0]
 
 
 def test_future_skew_must_be_covered_by_partitions_made_ahead():
