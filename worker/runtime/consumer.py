@@ -66,8 +66,8 @@ class ByteBudget:
     below one page would stop reading altogether.
 
     Consumers ``join`` while they run, and each sizes its pages to its
-    ``share``: with every shard holding two pages of its share, the limit is
-    reached only when records come in larger than the last page showed.
+    ``share`` (a fair part, or more while others hold little), so shards
+    ask for pages that fit rather than wait on pages that do not.
     """
 
     def __init__(self, limit: int):
@@ -263,9 +263,9 @@ class ShardConsumer(threading.Thread):
 
     def page_limit(self) -> int:
         """Records the next GetRecords call asks for: as many as fit in this
-        shard's share of the budget at the size its records last had (the
-        reader caps it at MAX_RECORDS). At least one, so a shard of records
-        larger than its share still moves, one record a page."""
+        shard's share of the budget at the size its records last had, and
+        no more than MAX_RECORDS. At least one, so a shard of records larger
+        than its share still moves, one record a page."""
         fits = self._budget.share() // self._record_cost
         return max(1, min(fits, self._reader.max_records))
 
