@@ -109,6 +109,20 @@ def reset(settings: Settings, shard: str | None = None,
                 to_sequence=to_sequence)
 
 
+def replay(settings: Settings, reasons: list[str] | None = None,
+           shard: str | None = None, dry_run: bool = False) -> int:
+    """Decode the kept rejects again and store those that now decode.
+
+    For after a decoder fix or a raised limit (MAX_FUTURE_SKEW_S,
+    MAX_RECORD_BYTES): each reject whose reading is now stored, or was
+    stored already, leaves ingest_rejects and the shard's counters move
+    from rejected to stored or duplicates; the rest stay as they were.
+    Safe to run twice or while workers run: nothing is stored twice."""
+    run_replay = _load("worker.ops.replay", "replay", "replay")
+    return run_replay(ensure_database_url(settings), reasons=reasons,
+                      shard=shard, dry_run=dry_run)
+
+
 def demo(settings: Settings, vens=None, speed=None, duration=None,
          duplicates=None, malformed=None, via=None, mqtt_host=None,
          mqtt_port=None, seed=None, run_dir=None) -> int:
@@ -270,6 +284,17 @@ COMMANDS = [
                                        "(with --shard only)")),
     ], exclusive=[(True, ["--shard", "--all"]),
                   (False, ["--to-timestamp", "--to-sequence"])]),
+    Command(replay, [
+        (("--reason",), dict(action="append", dest="reasons",
+                             metavar="CODE",
+                             help="only rejects with this reason code "
+                                  "(repeat for more)")),
+        (("--shard",), dict(metavar="ID",
+                            help="only rejects from this shard")),
+        (("--dry-run",), dict(action="store_true",
+                              help="only decode and report; store and "
+                                   "delete nothing")),
+    ]),
     # The demo decides each worker's shards, id and metrics port itself.
     Command(demo, DEMO_ARGUMENTS, without=frozenset(
         {"shards", "worker_id", "metrics_port"})),

@@ -1,0 +1,216 @@
+"""``replay`` on real PostgreSQL: rejects written by the real sink are decoded
+again under looser settings; those that now decode become rows exactly once,
+their reject rows go, and the lease counters still balance."""
+
+from dataclasses import replace
+from datetime import timedelta
+
+import orjson
+import pytest
+
+from sink_support import (  # noqa: F401  (sink is a fixture)
+    ARRIVED,
+    STREAM,
+    add_lease,
+    batch,
+    count,
+    lease_row,
+    meta,
+    sink,
+)
+from worker import cli
+from worker.config import Settings
+from worker.db.connect import connect
+from worker.errors import ConfigError
+from worker.kinesis.kpl import MAGIC as KPL_MAGIC
+from worker.ops.replay import replay
+from worker.records import decode_record
+
+# Two hours ahead of its arrival: rejected under the default one-hour skew.
+AHEAD = ARRIVED + timedelta(hours=2)
+LOOSE_SKEW_S = 3 * 3600.0
+
+
+def payload(ven_id: str, at, loads: int = 2) -> bytes:
+    return orjson.dumps({
+        "venId": ven_id, "timestamp": at.timestamp(), "usedPowerKw": 2.5,
+        "loads": [{"loadId": f"l{k}", "currentPowerKw": 0.5 + k}
+                  for k in range(loads)],
+    })
+
+
+NOT_JSON = b"\x00\x01 not json"
+ON_TIME = payload("ven-on-time", ARRIVED)
+EARLY = payload("ven-early", AHEAD)
+
+
+@pytest.fixture
+def settings(pg_url, migrated_schema) -> Settings:
+    return Settings(stream_name=STREAM, database_url=pg_url,
+                    pg_schema=migrated_schema)
+
+
+@pytest.fixture
+def rejected(db, sink):  # noqa: F811  (the fixture imported above)
+    """One committed batch, as a worker writes it: 1 reading stored and 4
+    rejects (the early reading twice, not-JSON, and a copy of the stored
+    reading filed as a decoder error, as a decoder bug would have)."""
+    lease = add_lease(db)
+    records = [ON_TIME, EARLY, EARLY, NOT_JSON]
+    items = [decode_record(data, meta(str(1000 + n)))
+             for n, data in enumerate(records)]
+    result = sink.write(batch(lease, items, seq="1003"))
+    assert (result.stored, sum(result.rejected.values())) == (1, 3)
+    db.execute(
+        "INSERT INTO ingest_rejects (stream_name, shard_id, sequence_number, "
+        "raw_data, reason_code, error_detail) "
+        "VALUES (%s, %s, '999', %s, 'decoder_error', 'a bug')",
+        (STREAM, meta().shard_id, ON_TIME))
+    db.execute("UPDATE shard_leases SET records_rejected = 4")
+    return 5  # records sent
+
+
+def loosened(settings: Settings) -> Settings:
+    """The settings after an operator raised the skew limit."""
+    return replace(settings, max_future_skew_s=LOOSE_SKEW_S)
+
+
+def reject_reasons(db) -> list[str]:
+    return [r for (r,) in db.execute(
+        "SELECT reason_code FROM ingest_rejects ORDER BY reason_code")]
+
+
+def balance(db) -> tuple[int, int, int]:
+    row = lease_row(db)
+    return (row["records_stored"], row["duplicates_dropped"],
+            row["records_rejected"])
+
+
+def test_replay_stores_what_now_decodes_once_and_keeps_the_rest(
+        db, settings, rejected, capsys):
+    loose = loosened(settings)
+
+    assert replay(loose) == 0
+
+    assert db.execute(
+        "SELECT ven_id, timestamp, raw_payload->>'venId' FROM ven_telemetry "
+        "ORDER BY ven_id").fetchall() == [
+            ("ven-early", AHEAD, "ven-early"),
+            ("ven-on-time", ARRIVED, "ven-on-time")]
+    assert count(db, "ven_load_samples") == 4
+    assert db.execute(
+        "SELECT last_reading_at FROM ven_last_seen WHERE ven_id = 'ven-early'"
+    ).fetchone()[0] == AHEAD
+    # The early reading stored once and its copy counted as a duplicate;
+    # the decoder-error copy of a stored reading counted as a duplicate;
+    # the not-JSON record kept as it was.
+    assert reject_reasons(db) == ["not_json"]
+    assert db.execute("SELECT raw_data FROM ingest_rejects").fetchone()[0] \
+        == NOT_JSON
+    assert balance(db) == (2, 2, 1)
+    assert sum(balance(db)) == rejected
+
+    out = capsys.readouterr().out
+    assert "replayed 4 reject(s)" in out
+    assert "Still rejected, by the reason they fail with now: not_json 1" \
+        in out
+
+
+def test_a_second_replay_changes_nothing(db, settings, rejected):
+    loose = loosened(settings)
+    replay(loose)
+    before = (count(db, "ven_telemetry"), count(db, "ven_load_samples"),
+              reject_reasons(db), balance(db))
+
+    assert replay(loose) == 0
+
+    assert (count(db, "ven_telemetry"), count(db, "ven_load_samples"),
+            reject_reasons(db), balance(db)) == before
+
+
+def test_under_the_same_settings_only_the_bug_copy_leaves(db, settings,
+                                                          rejected):
+    assert replay(settings) == 0
+
+    assert count(db, "ven_telemetry") == 1
+    assert reject_reasons(db) == ["not_json", "timestamp_out_of_range",
+                                  "timestamp_out_of_range"]
+    assert balance(db) == (1, 1, 3)
+
+
+def test_reason_filter_touches_only_that_reason(db, settings, rejected):
+    loose = loosened(settings)
+
+    replay(loose, reasons=["decoder_error"])
+
+    assert count(db, "ven_telemetry") == 1
+    assert reject_reasons(db) == ["not_json", "timestamp_out_of_range",
+                                  "timestamp_out_of_range"]
+
+
+def test_shard_filter_skips_other_shards(db, settings, rejected):
+    loose = loosened(settings)
+
+    replay(loose, shard="shardId-000000000999")
+
+    assert len(reject_reasons(db)) == 4
+
+
+def test_dry_run_stores_and_deletes_nothing(db, settings, rejected, capsys):
+    loose = loosened(settings)
+
+    assert replay(loose, dry_run=True) == 0
+
+    assert count(db, "ven_telemetry") == 1
+    assert len(reject_reasons(db)) == 4
+    assert balance(db) == (1, 0, 4)
+    out = capsys.readouterr().out
+    assert "would replay 4 reject(s)" in out
+    assert "Dry run: nothing was stored or deleted." in out
+
+
+def test_an_unknown_reason_code_is_one_clear_error(settings):
+    with pytest.raises(ConfigError, match="unknown reason code nope"):
+        replay(settings, reasons=["nope"])
+
+
+def test_cli_replay_exits_0_and_2(db, pg_url, settings, rejected, capsys):
+    common = ["--database-url", pg_url, "--pg-schema", settings.pg_schema,
+              "--stream-name", STREAM]
+
+    assert cli.main(["replay", "--reason", "nope", *common]) == 2
+    assert "unknown reason code nope" in capsys.readouterr().err
+
+    assert cli.main(["replay", "--max-future-skew-s", "10800", *common]) == 0
+    assert reject_reasons(db) == ["not_json"]
+
+
+def test_rejects_another_replay_holds_are_left_to_it(db, pg_url, settings,
+                                                      rejected):
+    decoder_bug = db.execute(
+        "SELECT id FROM ingest_rejects WHERE reason_code = 'decoder_error'"
+    ).fetchone()[0]
+    with connect(pg_url, settings.pg_schema) as other:
+        other.execute("SELECT 1 FROM ingest_rejects WHERE id = %s FOR UPDATE",
+                      (decoder_bug,))
+
+        assert replay(loosened(settings)) == 0
+
+    assert reject_reasons(db) == ["decoder_error", "not_json"]
+    assert count(db, "ven_telemetry") == 2
+    assert balance(db) == (2, 1, 2)
+
+
+def test_a_kpl_aggregate_kept_whole_is_left_alone(db, settings, capsys):
+    aggregate = KPL_MAGIC + b"\x0a\x03key-that-never-parsed"
+    db.execute(
+        "INSERT INTO ingest_rejects (stream_name, shard_id, sequence_number, "
+        "raw_data, reason_code, error_detail) "
+        "VALUES (%s, %s, '7', %s, 'bad_aggregate', 'md5 mismatch')",
+        (STREAM, meta().shard_id, aggregate))
+
+    assert replay(settings) == 0
+
+    assert db.execute("SELECT raw_data FROM ingest_rejects").fetchone()[0] \
+        == aggregate
+    assert "bad_aggregate 1" in capsys.readouterr().out
