@@ -109,8 +109,8 @@ def reset(settings: Settings, shard: str | None = None,
                 to_sequence=to_sequence)
 
 
-def replay(settings: Settings, reasons: list[str] | None = None,
-           shard: str | None = None, dry_run: bool = False) -> int:
+def redrive(settings: Settings, reasons: list[str] | None = None,
+            shard: str | None = None, dry_run: bool = False) -> int:
     """Decode the kept rejects again and store those that now decode.
 
     For after a decoder fix or a raised limit (MAX_FUTURE_SKEW_S,
@@ -118,9 +118,9 @@ def replay(settings: Settings, reasons: list[str] | None = None,
     stored already, leaves ingest_rejects and the shard's counters move
     from rejected to stored or duplicates; the rest stay as they were.
     Safe to run twice or while workers run: nothing is stored twice."""
-    run_replay = _load("worker.ops.replay", "replay", "replay")
-    return run_replay(ensure_database_url(settings), reasons=reasons,
-                      shard=shard, dry_run=dry_run)
+    run_redrive = _load("worker.ops.redrive", "redrive", "redrive")
+    return run_redrive(ensure_database_url(settings), reasons=reasons,
+                       shard=shard, dry_run=dry_run)
 
 
 def demo(settings: Settings, vens=None, speed=None, duration=None,
@@ -284,7 +284,7 @@ COMMANDS = [
                                        "(with --shard only)")),
     ], exclusive=[(True, ["--shard", "--all"]),
                   (False, ["--to-timestamp", "--to-sequence"])]),
-    Command(replay, [
+    Command(redrive, [
         (("--reason",), dict(action="append", dest="reasons",
                              metavar="CODE",
                              help="only rejects with this reason code "

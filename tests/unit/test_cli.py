@@ -75,7 +75,8 @@ def test_top_level_help_lists_the_commands(capsys):
         cli.main(["--help"])
 
     out = capsys.readouterr().out
-    for name in ("run", "migrate", "status", "scale", "reset", "demo"):
+    for name in ("run", "migrate", "status", "scale", "reset", "redrive",
+                 "demo"):
         assert f"    {name} " in out
 
 
@@ -113,6 +114,7 @@ def test_bad_settings_print_one_error_line_each_and_exit_2(monkeypatch,
     (["status"], "worker.ops.status"),
     (["scale", "--shards", "4"], "worker.ops.scale"),
     (["reset", "--all"], "worker.ops.reset"),
+    (["redrive"], "worker.ops.redrive"),
     (["demo"], "worker.demo"),
     (["run"], "worker.runtime"),
 ])

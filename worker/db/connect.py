@@ -38,6 +38,22 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def lease_row_session(lease_duration_s: float) -> dict[str, int]:
+    """Server limits for a session whose transactions lock lease rows.
+
+    Such a transaction that stalls (a paused or stuck process) would keep
+    every worker off the shard. The server ends it: idle in the transaction
+    for a lease duration, or one statement (a COPY waiting for data counts
+    as busy, not idle) running for three. Lock waits (partition DDL, a lease
+    row) give up after one lease duration instead of queueing the fleet
+    behind a stalled session.
+    """
+    lease_ms = int(lease_duration_s * 1000)
+    return {"idle_in_transaction_session_timeout": lease_ms,
+            "statement_timeout": 3 * lease_ms,
+            "lock_timeout": lease_ms}
+
+
 # TCP keepalives: a server or network that vanished without closing the
 # socket is noticed in about 25 s (10 s idle, then 3 probes 5 s apart)
 # instead of the kernel's two hours, so a reader never hangs on a dead link.

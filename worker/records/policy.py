@@ -74,4 +74,10 @@ class DecodePolicy:
         object.__setattr__(self, "skew_us", int(skew * 1_000_000))
 
 
+def policy_from(settings) -> DecodePolicy:
+    """The decoder's limits as the worker's settings configure them."""
+    return DecodePolicy(max_record_bytes=settings.max_record_bytes,
+                        max_future_skew_s=settings.max_future_skew_s)
+
+
 DEFAULT_POLICY = DecodePolicy()

@@ -7,13 +7,13 @@ import threading
 
 import psycopg
 
-from worker.db.connect import connect, mask_url
+from worker.db.connect import connect, lease_row_session, mask_url
 from worker.errors import ConfigError, TransientError
 from worker.kinesis.client import KinesisClient, make_boto3_client
 from worker.kinesis.selector import parse_selector
 from worker.leases import LeaseCoordinator, LeaseSettings
 from worker.observe import Observability
-from worker.records import DecodePolicy
+from worker.records.policy import policy_from
 from worker.runtime.observer import RuntimeObserver
 from worker.runtime.worker import Worker
 from worker.sink.postgres import PostgresSink, SinkSettings
@@ -52,17 +52,9 @@ def build_worker(settings, stop: threading.Event, observe: Observability,
         retention_days=settings.retention_days,
         partitions_ahead_days=settings.partitions_ahead_days,
         lease_duration_s=settings.lease_duration_s)
-    # A batch transaction that stalls belongs to a paused or stuck worker
-    # and holds its lease row locked, so no one could take the shard. The
-    # server ends it: idle in the transaction for a lease duration, or one
-    # statement (a COPY waiting for data counts as busy, not idle) running
-    # for three. Lock waits (partition DDL, a lease row) give up after one
-    # lease duration instead of queueing the fleet behind a stalled session.
-    # Each ends the batch with an error, and the batch is tried again.
-    lease_ms = int(settings.lease_duration_s * 1000)
-    batch_session = {"idle_in_transaction_session_timeout": lease_ms,
-                     "statement_timeout": 3 * lease_ms,
-                     "lock_timeout": lease_ms}
+    # A batch that hits one of these limits ends with an error and is
+    # tried again.
+    batch_session = lease_row_session(settings.lease_duration_s)
 
     def sink_factory() -> PostgresSink:
         try:
@@ -80,8 +72,7 @@ def build_worker(settings, stop: threading.Event, observe: Observability,
         finally:
             sink.close()
 
-    policy = DecodePolicy(max_record_bytes=settings.max_record_bytes,
-                          max_future_skew_s=settings.max_future_skew_s)
+    policy = policy_from(settings)
     observer = RuntimeObserver(observe)
     worker = Worker(stream=settings.stream_name, kinesis=kinesis,
                     leases=None, sink_factory=sink_factory,

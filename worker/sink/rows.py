@@ -226,6 +226,8 @@ def refused(reading: Reading, detail: str) -> Reject:
     Its raw bytes are ``raw_payload`` encoded as UTF-8 (lone surrogates
     kept as their 3-byte forms): the decoder already turned the record's
     bytes into that text, and for the usual record it is the record itself.
+    The reject carries the reading's own ``meta`` object, which is how a
+    redrive (``worker.sink.redrive``) tells which reading was refused.
     """
     raw = reading.raw_payload.encode("utf-8", "surrogatepass")
     return Reject(Reason.DATABASE_REFUSED, detail, raw, reading.meta)

@@ -1,9 +1,9 @@
-"""``replay`` on real PostgreSQL: rejects written by the real sink are decoded
+"""``redrive`` on real PostgreSQL: rejects written by the real sink are decoded
 again under looser settings; those that now decode become rows exactly once,
 their reject rows go, and the lease counters still balance."""
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -23,12 +23,14 @@ from worker.config import Settings
 from worker.db.connect import connect
 from worker.errors import ConfigError
 from worker.kinesis.kpl import MAGIC as KPL_MAGIC
-from worker.ops.replay import replay
+from worker.ops import redrive as redrive_module
+from worker.ops.redrive import redrive
 from worker.records import decode_record
 
 # Two hours ahead of its arrival: rejected under the default one-hour skew.
 AHEAD = ARRIVED + timedelta(hours=2)
 LOOSE_SKEW_S = 3 * 3600.0
+SHARD_A, SHARD_B = "shardId-000000000001", "shardId-000000000002"
 
 
 def payload(ven_id: str, at, loads: int = 2) -> bytes:
@@ -86,11 +88,11 @@ def balance(db) -> tuple[int, int, int]:
             row["records_rejected"])
 
 
-def test_replay_stores_what_now_decodes_once_and_keeps_the_rest(
+def test_redrive_stores_what_now_decodes_once_and_keeps_the_rest(
         db, settings, rejected, capsys):
     loose = loosened(settings)
 
-    assert replay(loose) == 0
+    assert redrive(loose) == 0
 
     assert db.execute(
         "SELECT ven_id, timestamp, raw_payload->>'venId' FROM ven_telemetry "
@@ -111,18 +113,18 @@ def test_replay_stores_what_now_decodes_once_and_keeps_the_rest(
     assert sum(balance(db)) == rejected
 
     out = capsys.readouterr().out
-    assert "replayed 4 reject(s)" in out
+    assert "redrive of 4 reject(s)" in out
     assert "Still rejected, by the reason they fail with now: not_json 1" \
         in out
 
 
-def test_a_second_replay_changes_nothing(db, settings, rejected):
+def test_a_second_redrive_changes_nothing(db, settings, rejected):
     loose = loosened(settings)
-    replay(loose)
+    redrive(loose)
     before = (count(db, "ven_telemetry"), count(db, "ven_load_samples"),
               reject_reasons(db), balance(db))
 
-    assert replay(loose) == 0
+    assert redrive(loose) == 0
 
     assert (count(db, "ven_telemetry"), count(db, "ven_load_samples"),
             reject_reasons(db), balance(db)) == before
@@ -130,7 +132,7 @@ def test_a_second_replay_changes_nothing(db, settings, rejected):
 
 def test_under_the_same_settings_only_the_bug_copy_leaves(db, settings,
                                                           rejected):
-    assert replay(settings) == 0
+    assert redrive(settings) == 0
 
     assert count(db, "ven_telemetry") == 1
     assert reject_reasons(db) == ["not_json", "timestamp_out_of_range",
@@ -141,7 +143,7 @@ def test_under_the_same_settings_only_the_bug_copy_leaves(db, settings,
 def test_reason_filter_touches_only_that_reason(db, settings, rejected):
     loose = loosened(settings)
 
-    replay(loose, reasons=["decoder_error"])
+    redrive(loose, reasons=["decoder_error"])
 
     assert count(db, "ven_telemetry") == 1
     assert reject_reasons(db) == ["not_json", "timestamp_out_of_range",
@@ -151,7 +153,7 @@ def test_reason_filter_touches_only_that_reason(db, settings, rejected):
 def test_shard_filter_skips_other_shards(db, settings, rejected):
     loose = loosened(settings)
 
-    replay(loose, shard="shardId-000000000999")
+    redrive(loose, shard="shardId-000000000999")
 
     assert len(reject_reasons(db)) == 4
 
@@ -159,33 +161,33 @@ def test_shard_filter_skips_other_shards(db, settings, rejected):
 def test_dry_run_stores_and_deletes_nothing(db, settings, rejected, capsys):
     loose = loosened(settings)
 
-    assert replay(loose, dry_run=True) == 0
+    assert redrive(loose, dry_run=True) == 0
 
     assert count(db, "ven_telemetry") == 1
     assert len(reject_reasons(db)) == 4
     assert balance(db) == (1, 0, 4)
     out = capsys.readouterr().out
-    assert "would replay 4 reject(s)" in out
+    assert "redrive of 4 reject(s) (dry run)" in out
     assert "Dry run: nothing was stored or deleted." in out
 
 
 def test_an_unknown_reason_code_is_one_clear_error(settings):
     with pytest.raises(ConfigError, match="unknown reason code nope"):
-        replay(settings, reasons=["nope"])
+        redrive(settings, reasons=["nope"])
 
 
-def test_cli_replay_exits_0_and_2(db, pg_url, settings, rejected, capsys):
+def test_cli_redrive_exits_0_and_2(db, pg_url, settings, rejected, capsys):
     common = ["--database-url", pg_url, "--pg-schema", settings.pg_schema,
               "--stream-name", STREAM]
 
-    assert cli.main(["replay", "--reason", "nope", *common]) == 2
+    assert cli.main(["redrive", "--reason", "nope", *common]) == 2
     assert "unknown reason code nope" in capsys.readouterr().err
 
-    assert cli.main(["replay", "--max-future-skew-s", "10800", *common]) == 0
+    assert cli.main(["redrive", "--max-future-skew-s", "10800", *common]) == 0
     assert reject_reasons(db) == ["not_json"]
 
 
-def test_rejects_another_replay_holds_are_left_to_it(db, pg_url, settings,
+def test_rejects_another_redrive_holds_are_left_to_it(db, pg_url, settings,
                                                       rejected):
     decoder_bug = db.execute(
         "SELECT id FROM ingest_rejects WHERE reason_code = 'decoder_error'"
@@ -194,7 +196,7 @@ def test_rejects_another_replay_holds_are_left_to_it(db, pg_url, settings,
         other.execute("SELECT 1 FROM ingest_rejects WHERE id = %s FOR UPDATE",
                       (decoder_bug,))
 
-        assert replay(loosened(settings)) == 0
+        assert redrive(loosened(settings)) == 0
 
     assert reject_reasons(db) == ["decoder_error", "not_json"]
     assert count(db, "ven_telemetry") == 2
@@ -209,8 +211,80 @@ def test_a_kpl_aggregate_kept_whole_is_left_alone(db, settings, capsys):
         "VALUES (%s, %s, '7', %s, 'bad_aggregate', 'md5 mismatch')",
         (STREAM, meta().shard_id, aggregate))
 
-    assert replay(settings) == 0
+    assert redrive(settings) == 0
 
     assert db.execute("SELECT raw_data FROM ingest_rejects").fetchone()[0] \
         == aggregate
     assert "bad_aggregate 1" in capsys.readouterr().out
+
+
+def insert_reject(db, raw: bytes, shard: str = SHARD_A, stream: str = STREAM,
+                  arrived=ARRIVED, reason: str = "decoder_error",
+                  rejected_at=None) -> None:
+    db.execute(
+        "INSERT INTO ingest_rejects (stream_name, shard_id, sequence_number, "
+        "raw_data, reason_code, error_detail, arrived_at, rejected_at) "
+        "VALUES (%s, %s, '1', %s, %s, 'kept', %s, COALESCE(%s, now()))",
+        (stream, shard, raw, reason, arrived, rejected_at))
+
+
+def counters(db, shard: str) -> tuple[int, int, int]:
+    row = lease_row(db, shard)
+    return (row["records_stored"], row["duplicates_dropped"],
+            row["records_rejected"])
+
+
+def test_a_repeat_of_a_refused_reading_gets_its_own_try(db, settings):
+    add_lease(db, shard=SHARD_A)
+    db.execute("UPDATE shard_leases SET records_rejected = 2")
+    db.execute("ALTER TABLE ven_telemetry ADD CONSTRAINT sane_power "
+               "CHECK (used_power_kw < 1000)")
+    refused = orjson.dumps({"venId": "v1", "timestamp": ARRIVED.timestamp(),
+                            "usedPowerKw": 5000.0})
+    insert_reject(db, refused)
+    insert_reject(db, payload("v1", ARRIVED))
+
+    assert redrive(settings) == 0
+
+    assert db.execute("SELECT ven_id, used_power_kw FROM ven_telemetry"
+                      ).fetchall() == [("v1", 2.5)]
+    assert db.execute("SELECT raw_data FROM ingest_rejects").fetchall() == [
+        (refused,)]
+    assert counters(db, SHARD_A) == (1, 0, 1)
+
+
+def test_pages_and_shards_each_move_their_own_counters(db, settings,
+                                                      monkeypatch):
+    monkeypatch.setattr(redrive_module, "PAGE_ROWS", 1)
+    for shard, rejected in ((SHARD_A, 2), (SHARD_B, 2)):
+        add_lease(db, shard=shard)
+        db.execute("UPDATE shard_leases SET records_rejected = %s "
+                   "WHERE shard_id = %s", (rejected, shard))
+    insert_reject(db, payload("a1", ARRIVED), SHARD_A)
+    insert_reject(db, payload("b1", ARRIVED), SHARD_B)
+    insert_reject(db, payload("a1", ARRIVED), SHARD_A)
+    insert_reject(db, NOT_JSON, SHARD_B, reason="not_json")
+    insert_reject(db, payload("x1", ARRIVED), SHARD_A, stream="other-stream")
+
+    assert redrive(settings) == 0
+
+    assert [v for (v,) in db.execute(
+        "SELECT ven_id FROM ven_telemetry ORDER BY ven_id")] == ["a1", "b1"]
+    assert counters(db, SHARD_A) == (1, 1, 0)
+    assert counters(db, SHARD_B) == (1, 0, 1)
+    assert db.execute(
+        "SELECT stream_name, reason_code FROM ingest_rejects ORDER BY id"
+    ).fetchall() == [(STREAM, "not_json"), ("other-stream", "decoder_error")]
+
+
+def test_a_reject_without_arrival_time_is_judged_as_of_its_rejection(
+        db, settings):
+    rejected_at = datetime.now(timezone.utc) - timedelta(hours=3)
+    two_hours_ahead = payload("v1", rejected_at + timedelta(hours=2))
+    insert_reject(db, two_hours_ahead, arrived=None, rejected_at=rejected_at,
+                  reason="timestamp_out_of_range")
+
+    assert redrive(settings) == 0
+
+    assert count(db, "ven_telemetry") == 0
+    assert reject_reasons(db) == ["timestamp_out_of_range"]
