@@ -45,7 +45,7 @@ from support import (
 # them 57 s. A full run spends about a quarter of an hour on the drain.
 FULL = {
     "decode_seconds": 1.0,
-    "sink": ["--readings", "200000", "--rounds", "2"],
+    "sink": ["--readings", "200000", "--rounds", "3"],
     "client": dict(records=100_000, shards=4, rounds=2, profile_pages=5),
     "drain": dict(readings=50_000, shards=4),
     "latency": dict(rate=500, seconds=60),
