@@ -25,6 +25,8 @@ from worker.errors import ConfigError
 from worker.kinesis.kpl import MAGIC as KPL_MAGIC
 from worker.ops import redrive as redrive_module
 from worker.ops.redrive import redrive
+from worker.sink import redrive as redrive_sink
+from worker.sink.load import load_readings
 from worker.records import decode_record
 
 # Two hours ahead of its arrival: rejected under the default one-hour skew.
@@ -188,7 +190,7 @@ def test_cli_redrive_exits_0_and_2(db, pg_url, settings, rejected, capsys):
 
 
 def test_rejects_another_redrive_holds_are_left_to_it(db, pg_url, settings,
-                                                      rejected):
+                                                      rejected, capsys):
     decoder_bug = db.execute(
         "SELECT id FROM ingest_rejects WHERE reason_code = 'decoder_error'"
     ).fetchone()[0]
@@ -201,6 +203,8 @@ def test_rejects_another_redrive_holds_are_left_to_it(db, pg_url, settings,
     assert reject_reasons(db) == ["decoder_error", "not_json"]
     assert count(db, "ven_telemetry") == 2
     assert balance(db) == (2, 1, 2)
+    out = capsys.readouterr().out
+    assert "LEFT TO ANOTHER RUN" in out
 
 
 def test_a_kpl_aggregate_kept_whole_is_left_alone(db, settings, capsys):
@@ -234,7 +238,18 @@ def counters(db, shard: str) -> tuple[int, int, int]:
             row["records_rejected"])
 
 
-def test_a_repeat_of_a_refused_reading_gets_its_own_try(db, settings):
+def test_a_repeat_of_a_refused_reading_gets_its_own_try(db, settings,
+                                                        monkeypatch):
+    # Each try in its own transaction: a second COPY in the same one would
+    # take its key out of the order a worker's batch takes keys in.
+    transactions = []
+
+    def load_and_note(cur, readings, probe_first):
+        transactions.append(
+            cur.execute("SELECT txid_current()").fetchone()[0])
+        return load_readings(cur, readings, probe_first)
+
+    monkeypatch.setattr(redrive_sink, "load_readings", load_and_note)
     add_lease(db, shard=SHARD_A)
     db.execute("UPDATE shard_leases SET records_rejected = 2")
     db.execute("ALTER TABLE ven_telemetry ADD CONSTRAINT sane_power "
@@ -251,6 +266,7 @@ def test_a_repeat_of_a_refused_reading_gets_its_own_try(db, settings):
     assert db.execute("SELECT raw_data FROM ingest_rejects").fetchall() == [
         (refused,)]
     assert counters(db, SHARD_A) == (1, 0, 1)
+    assert len(transactions) == len(set(transactions)) == 2
 
 
 def test_pages_and_shards_each_move_their_own_counters(db, settings,
@@ -288,3 +304,15 @@ def test_a_reject_without_arrival_time_is_judged_as_of_its_rejection(
 
     assert count(db, "ven_telemetry") == 0
     assert reject_reasons(db) == ["timestamp_out_of_range"]
+
+
+def test_a_page_cut_short_by_its_text_budget_skips_nothing(db, settings,
+                                                           rejected,
+                                                           monkeypatch):
+    monkeypatch.setattr(redrive_module, "PAGE_DECODED_CHARS", 1)
+
+    assert redrive(loosened(settings)) == 0
+
+    assert count(db, "ven_telemetry") == 2
+    assert reject_reasons(db) == ["not_json"]
+    assert balance(db) == (2, 2, 1)

@@ -34,18 +34,20 @@ from worker.ops.render import table
 from worker.records import RecordMeta, decode_record
 from worker.records.model import Reading, Reason
 from worker.records.policy import DecodePolicy, policy_from
-from worker.sink.load import PartitionsMissing
 from worker.sink.partitions import PartitionCache
 from worker.sink.redrive import RETIRED, Fate, Redriven, store_redriven
+from worker.sink.rows import use_c_bytea_dumper
 
 log = logging.getLogger(__name__)
 
 # A page is at most this many rejects and, past its first reject, at most
-# this many bytes of them: a gzip record inflates up to four times
-# MAX_RECORD_BYTES, and its readings and samples take several times that
-# again in memory.
+# this many stored bytes of them. A gzip record inflates to up to four times
+# MAX_RECORD_BYTES however small it is stored, so decoding also stops once
+# the page's readings hold PAGE_DECODED_CHARS of JSON text (their samples
+# take a few times that again in memory).
 PAGE_ROWS = 500
 PAGE_BYTES = 4 * 1024 * 1024
+PAGE_DECODED_CHARS = 16 * 1024 * 1024
 
 _PROGRESS_EVERY_S = 5.0
 
@@ -57,8 +59,10 @@ WHERE stream_name = %(stream)s
 
 _EXTENT_SQL = "SELECT count(*), max(id) FROM ingest_rejects" + _FILTER
 
-# A reject from before arrival times were kept is judged as of the moment
-# it was rejected, close to when it arrived, not as of the redrive.
+# A reject without an arrival time is judged as of the moment it was
+# rejected, the nearest time known to when it arrived, not as of the
+# redrive; a reading stored from it keeps that time as its arrival (in
+# ven_telemetry.arrived_at and ven_last_seen.last_seen_at).
 _PAGE_SQL = """
 SELECT id, shard_id, sequence_number, sub_sequence_number,
        COALESCE(arrived_at, rejected_at), raw_data, reason_code
@@ -74,8 +78,10 @@ WHERE running - octet_length(raw_data) < %(bytes)s
 ORDER BY id
 """
 
-# The summary's columns: what a reject that left the table became.
-_HEADINGS = {Fate.STORED: "STORED", Fate.DUPLICATE: "DUPLICATES"}
+# The summary's columns: what became of a reject that was not still
+# rejected.
+_HEADINGS = {Fate.STORED: "STORED", Fate.DUPLICATE: "DUPLICATES",
+             Fate.TAKEN: "LEFT TO ANOTHER RUN"}
 _DRY_RUN_COLUMN = "decodes now"
 
 
@@ -97,6 +103,25 @@ class Tally:
     def count(self, fate: str) -> int:
         """Rejects of every original reason that met ``fate``."""
         return sum(fates[fate] for fates in self.fates.values())
+
+    def add(self, part: "ShardPart", fates: dict) -> None:
+        """Count one shard's part of a page, once its transaction is over."""
+        self.seen.update(part.reasons.values())
+        self.still.update(part.still)
+        for reject_id, fate in fates.items():
+            self.fates[part.reasons[reject_id]][fate] += 1
+            if fate is Fate.REFUSED:
+                self.still[Reason.DATABASE_REFUSED.value] += 1
+
+
+@dataclass
+class ShardPart:
+    """One shard's rejects in a page: the reason each was rejected for,
+    those that decode now, and why the others still fail."""
+
+    reasons: dict = field(default_factory=dict)
+    items: list = field(default_factory=list)
+    still: collections.Counter = field(default_factory=collections.Counter)
 
 
 def check_reasons(reasons: list[str] | None) -> list[str] | None:
@@ -126,12 +151,14 @@ def redrive(settings, reasons: list[str] | None = None,
                  session=lease_row_session(settings.lease_duration_s)
                  ) as conn:
         check_tables(conn, settings.database_url, settings.pg_schema)
+        use_c_bytea_dumper(conn)
         total, last = conn.execute(_EXTENT_SQL, filters).fetchone()
         tally = Tally()
         try:
             _redrive_all(conn, {**filters, "last": last or 0},
                          policy_from(settings), dry_run, total, tally)
         except psycopg.OperationalError as exc:
+            print_tally(settings.stream_name, tally, dry_run)
             raise WorkerError(
                 f"redrive stopped after {tally.total:,} of {total:,} rejects "
                 f"on a database error ({first_line(exc)}); what it finished "
@@ -155,9 +182,8 @@ def _redrive_all(conn, filters: dict, policy: DecodePolicy, dry_run: bool,
                                         "bytes": PAGE_BYTES}).fetchall()
         if not rows:
             return
-        after = rows[-1][0]
-        _redrive_page(conn, filters["stream"], rows, policy, dry_run,
-                      partitions, tally)
+        after = _redrive_page(conn, filters["stream"], rows, policy,
+                              dry_run, partitions, tally)
         if time.monotonic() - shown_at >= _PROGRESS_EVERY_S:
             shown_at = time.monotonic()
             print(f"redrive: {tally.total:,} of {total:,} rejects looked at",
@@ -166,43 +192,37 @@ def _redrive_all(conn, filters: dict, policy: DecodePolicy, dry_run: bool,
 
 def _redrive_page(conn, stream: str, rows, policy: DecodePolicy,
                   dry_run: bool, partitions: PartitionCache,
-                  tally: Tally) -> None:
-    reason_was = {}
-    by_shard = collections.defaultdict(list)
+                  tally: Tally) -> int:
+    """Decode ``rows`` in order until PAGE_DECODED_CHARS is spent, store
+    each shard's part; the id of the last row handled."""
+    parts = collections.defaultdict(ShardPart)
+    decoded_chars = 0
     for reject_id, shard_id, seq, sub, arrived, raw, reason in rows:
-        reason_was[reject_id] = reason
-        tally.seen[reason] += 1
+        if decoded_chars >= PAGE_DECODED_CHARS:
+            break
+        last_id = reject_id
+        part = parts[shard_id]
+        part.reasons[reject_id] = reason
         raw = bytes(raw)
         if raw.startswith(KPL_MAGIC):
-            tally.still[Reason.BAD_AGGREGATE.value] += 1
+            part.still[Reason.BAD_AGGREGATE.value] += 1
             continue
         meta = RecordMeta(shard_id, seq, sub or 0, arrived)
         item = decode_record(raw, meta, policy)
         if isinstance(item, Reading):
-            by_shard[shard_id].append(Redriven(reject_id, item))
+            decoded_chars += len(item.raw_payload)
+            part.items.append(Redriven(reject_id, item))
         else:
-            tally.still[item.reason.value] += 1
+            part.still[item.reason.value] += 1
 
-    for shard_id, items in sorted(by_shard.items()):
+    for shard_id, part in sorted(parts.items()):
         if dry_run:
-            fates = {item.reject_id: _DRY_RUN_COLUMN for item in items}
+            fates = {item.reject_id: _DRY_RUN_COLUMN for item in part.items}
         else:
-            fates = _store(conn, stream, shard_id, items, partitions)
-        for reject_id, fate in fates.items():
-            tally.fates[reason_was[reject_id]][fate] += 1
-            if fate is Fate.REFUSED:
-                tally.still[Reason.DATABASE_REFUSED.value] += 1
-
-
-def _store(conn, stream: str, shard_id: str, items: list[Redriven],
-           partitions: PartitionCache) -> dict[int, Fate]:
-    try:
-        return store_redriven(conn, stream, shard_id, items, partitions)
-    except PartitionsMissing as exc:
-        # Retention dropped a day after this run made it: make it again and
-        # try once more.
-        partitions.forget(exc.days)
-        return store_redriven(conn, stream, shard_id, items, partitions)
+            fates = store_redriven(conn, stream, shard_id, part.items,
+                                   partitions)
+        tally.add(part, fates)
+    return last_id
 
 
 def print_tally(stream: str, tally: Tally, dry_run: bool) -> None:
@@ -210,11 +230,13 @@ def print_tally(stream: str, tally: Tally, dry_run: bool) -> None:
         print(f"stream {stream}: no rejects to redrive")
         return
     columns = (_DRY_RUN_COLUMN,) if dry_run else RETIRED
+    if tally.count(Fate.TAKEN):
+        columns += (Fate.TAKEN,)
     rows = []
     for reason in sorted(tally.seen):
         fates = tally.fates[reason]
         counts = [fates[c] for c in columns]
-        left = tally.seen[reason] - sum(counts) - fates[Fate.TAKEN]
+        left = tally.seen[reason] - sum(counts)
         rows.append((reason, f"{tally.seen[reason]:,}",
                      *(f"{n:,}" for n in counts), f"{left:,}"))
     print(f"stream {stream}: redrive of {tally.total:,} reject(s)"
@@ -229,9 +251,5 @@ def print_tally(stream: str, tally: Tally, dry_run: bool) -> None:
                         for reason, n in sorted(tally.still.items()))
         print(f"Still rejected, by the reason they fail with now: {now}. "
               "Those rows are kept as they were.")
-    taken = tally.count(Fate.TAKEN)
-    if taken:
-        print(f"{taken:,} reject(s) were being redriven by another run at "
-              "the same time and were left to it.")
     if dry_run:
         print("Dry run: nothing was stored or deleted.")

@@ -5,9 +5,10 @@ A reject leaves the table only in the transaction that stores its reading
 or finds it already stored, and the shard's counters on its lease row move
 with it (from rejected to stored or duplicates), so sent = stored +
 duplicates + rejected keeps balancing. Locks are taken in the order a
-worker's batch takes them, the lease row first and then the readings' keys,
-so a redrive never deadlocks with a running worker; one shard per
-transaction keeps it to one lease row at a time.
+worker's batch takes them: the lease row first, then the readings' keys in
+order, then ``ven_last_seen``; one shard per transaction keeps it to one
+lease row at a time. Should a deadlock happen anyway, the transaction is
+tried once more.
 """
 
 import collections
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 from enum import Enum
 
 import psycopg
+from psycopg.errors import TransactionRollback
 
 from worker.records.model import Reading
 from worker.sink.last_seen import touch_last_seen
-from worker.sink.load import load_readings
+from worker.sink.load import PartitionsMissing, load_readings
 from worker.sink.partitions import PartitionCache, utc_day
 from worker.sink.rows import drop_repeats, unstorable_key
 
@@ -80,84 +82,114 @@ def store_redriven(conn: psycopg.Connection, stream: str, shard_id: str,
                    partitions: PartitionCache) -> dict[int, Fate]:
     """Store ``items`` (all from ``shard_id``) and delete the reject rows
     they came from; the fate of each reject id. ``conn`` must have no
-    transaction open."""
-    fates, storable = {}, []
+    transaction open.
+
+    Rejects with the same (ven_id, timestamp) are tried one per
+    transaction: a repeat is a duplicate once its twin is stored, and gets
+    a transaction of its own when PostgreSQL refused the twin. Trying it in
+    the same transaction would take its key out of order, which a worker
+    storing the same readings could deadlock with.
+    """
+    fates, pending = {}, []
     for item in items:
         if unstorable_key(item.reading) is None:
-            storable.append(item)
+            pending.append(item)
         else:
             fates[item.reject_id] = Fate.REFUSED
-    if not storable:
-        return fates
-    # DDL in its own short transaction, as the sink does.
-    partitions.ensure(conn, {utc_day(i.reading.timestamp) for i in storable})
+    while pending:
+        settled, pending = _one_round_retried(conn, stream, shard_id,
+                                              pending, partitions)
+        fates.update(settled)
+    return fates
 
+
+def _one_round_retried(conn, stream: str, shard_id: str,
+                       items: list[Redriven], partitions: PartitionCache):
+    """``_one_round``, once more after a deadlock or a partition that
+    retention dropped meanwhile; both roll the whole transaction back."""
+    try:
+        return _one_round(conn, stream, shard_id, items, partitions)
+    except TransactionRollback:
+        pass
+    except PartitionsMissing as exc:
+        partitions.forget(exc.days)
+    return _one_round(conn, stream, shard_id, items, partitions)
+
+
+def _one_round(conn, stream: str, shard_id: str, items: list[Redriven],
+               partitions: PartitionCache):
+    """One transaction: the fates it settled, and the repeats of refused
+    readings left for the next one."""
+    # DDL in its own short transaction, as the sink does.
+    partitions.ensure(conn, {utc_day(i.reading.timestamp) for i in items})
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_LOCK_LEASE_SQL, (stream, shard_id))
         has_lease_row = cur.rowcount > 0
-        cur.execute(_LOCK_REJECTS_SQL, ([i.reject_id for i in storable],))
+        cur.execute(_LOCK_REJECTS_SQL, ([i.reject_id for i in items],))
         locked = {reject_id for (reject_id,) in cur.fetchall()}
-        fates.update((i.reject_id, Fate.TAKEN) for i in storable
-                     if i.reject_id not in locked)
-        fates.update(_load(cur, [i for i in storable
-                                 if i.reject_id in locked]))
+        fates = {i.reject_id: Fate.TAKEN for i in items
+                 if i.reject_id not in locked}
+        settled, later = _load(cur, [i for i in items
+                                     if i.reject_id in locked])
+        fates.update(settled)
 
-        retired = [i.reject_id for i in storable
-                   if fates[i.reject_id] in RETIRED]
-        cur.execute(_DELETE_REJECTS_SQL, (retired,))
-        moved = collections.Counter(fates[r] for r in retired)
-        if has_lease_row:
-            cur.execute(_MOVE_COUNTERS_SQL, {
-                "stored": moved[Fate.STORED],
-                "duplicates": moved[Fate.DUPLICATE],
-                "stream": stream, "shard": shard_id})
-        elif retired:
-            log.warning("stream %s shard %s has no lease row: %d redriven "
-                        "rejects moved no counters", stream, shard_id,
-                        len(retired))
-    return fates
+        retired = [i.reject_id for i in items
+                   if fates.get(i.reject_id) in RETIRED]
+        if retired:
+            cur.execute(_DELETE_REJECTS_SQL, (retired,))
+            _move_counters(cur, stream, shard_id, has_lease_row,
+                           collections.Counter(fates[r] for r in retired))
+    return fates, later
 
 
-def _load(cur, items: list[Redriven]) -> dict[int, Fate]:
-    """Load the readings of ``items``; the fate of each reject id.
+def _load(cur, items: list[Redriven]) -> tuple[dict[int, Fate], list]:
+    """Load the readings of ``items``, one per (ven_id, timestamp): the
+    fates settled, and the repeats whose twin PostgreSQL refused.
 
     Readings are matched back to their reject by identity: each Redriven
-    holds its own Reading, and a refusal carries that reading's meta. Rejects
-    with the same (ven_id, timestamp) go in rounds, one per round: a repeat
-    is a duplicate only once its twin is stored, and gets its own try when
-    PostgreSQL refused the twin.
+    holds its own Reading, and a refusal carries that reading's meta.
     """
-    fates = {}
-    pending = items
-    while pending:
-        kept, _ = drop_repeats([item.reading for item in pending])
-        outcome = load_readings(cur, kept, probe_first=True)
-        touch_last_seen(cur, outcome.stored)
-        stored = {id(reading) for reading in outcome.stored}
-        refused = {id(reject.meta) for reject in outcome.refused}
+    kept, _ = drop_repeats([item.reading for item in items])
+    outcome = load_readings(cur, kept, probe_first=True)
+    touch_last_seen(cur, outcome.stored)
+    stored = {id(reading) for reading in outcome.stored}
+    refused = {id(reject.meta) for reject in outcome.refused}
 
-        kept_ids = {id(reading) for reading in kept}
-        key_refused = set()
-        for item in pending:
-            reading = item.reading
-            if id(reading) not in kept_ids:
-                continue
-            if id(reading) in stored:
-                fates[item.reject_id] = Fate.STORED
-            elif id(reading.meta) in refused:
-                fates[item.reject_id] = Fate.REFUSED
-                key_refused.add(_key(reading))
-            else:
-                fates[item.reject_id] = Fate.DUPLICATE  # stored before
+    kept_ids = {id(reading) for reading in kept}
+    fates, refused_keys = {}, set()
+    for item in items:
+        reading = item.reading
+        if id(reading) not in kept_ids:
+            continue
+        if id(reading) in stored:
+            fates[item.reject_id] = Fate.STORED
+        elif id(reading.meta) in refused:
+            fates[item.reject_id] = Fate.REFUSED
+            refused_keys.add(_key(reading))
+        else:
+            fates[item.reject_id] = Fate.DUPLICATE  # stored before
 
-        repeats = [item for item in pending
-                   if id(item.reading) not in kept_ids]
-        for item in repeats:
-            if _key(item.reading) not in key_refused:
-                fates[item.reject_id] = Fate.DUPLICATE
-        pending = [item for item in repeats
-                   if _key(item.reading) in key_refused]
-    return fates
+    later = []
+    for item in items:
+        if id(item.reading) in kept_ids:
+            continue
+        if _key(item.reading) in refused_keys:
+            later.append(item)
+        else:
+            fates[item.reject_id] = Fate.DUPLICATE
+    return fates, later
+
+
+def _move_counters(cur, stream: str, shard_id: str, has_lease_row: bool,
+                   moved: collections.Counter) -> None:
+    if not has_lease_row:
+        log.warning("stream %s shard %s has no lease row: %d redriven "
+                    "rejects moved no counters", stream, shard_id,
+                    sum(moved.values()))
+        return
+    cur.execute(_MOVE_COUNTERS_SQL, {
+        "stored": moved[Fate.STORED], "duplicates": moved[Fate.DUPLICATE],
+        "stream": stream, "shard": shard_id})
 
 
 def _key(reading: Reading) -> tuple:
