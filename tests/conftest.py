@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from worker.db.connect import connect
+from worker.observe.logs import remove_logging
 
 LOCAL_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -24,6 +25,14 @@ def _reachable(url: str) -> bool:
         return True
     except psycopg.Error:
         return False
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_outlives_its_test():
+    """A test that runs the CLI in-process leaves its log handler on the
+    stderr pytest captured for that test, a file closed once the test ends."""
+    yield
+    remove_logging()
 
 
 @pytest.fixture(scope="session")

@@ -133,12 +133,23 @@ def setup_logging(level: str = "INFO", fmt: str = "json", stream=None,
     handler.addFilter(MaskSecrets())
     handler._ven_worker = True  # marks the handler this function owns
 
+    remove_logging()
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_ven_worker", False)]:
-        root.removeHandler(old)
-        old.close()
     root.addHandler(handler)
     root.setLevel(level)
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     return handler
+
+
+def remove_logging() -> None:
+    """Take away the handler ``setup_logging`` installed, if any.
+
+    Its stream may not outlive it: under pytest it is the stderr captured
+    for one test, closed when that test ends, while libraries still log
+    from their exit hooks (pgserver does).
+    """
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_ven_worker", False)]:
+        root.removeHandler(old)
+        old.close()
