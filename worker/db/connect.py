@@ -6,7 +6,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from worker.errors import ConfigError
+from worker.errors import ConfigError, TransientError
+
+# Errors after which the same work may well succeed: a lost or refused
+# connection, a timeout, a failover, a deadlock. psycopg files two of them
+# under InternalError (class 25), so they are listed by name.
+TRANSIENT_DB_ERRORS = (
+    psycopg.OperationalError,
+    psycopg.errors.IdleInTransactionSessionTimeout,
+    psycopg.errors.ReadOnlySqlTransaction,
+    TransientError,
+)
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 

@@ -24,9 +24,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-import psycopg
-
-from worker.db.connect import connect, lease_row_session
+from worker.db.connect import (
+    TRANSIENT_DB_ERRORS,
+    connect,
+    lease_row_session,
+)
 from worker.errors import ConfigError, WorkerError, first_line
 from worker.kinesis.kpl import MAGIC as KPL_MAGIC
 from worker.ops.leases_view import check_tables
@@ -157,7 +159,7 @@ def redrive(settings, reasons: list[str] | None = None,
         try:
             _redrive_all(conn, {**filters, "last": last or 0},
                          policy_from(settings), dry_run, total, tally)
-        except psycopg.OperationalError as exc:
+        except TRANSIENT_DB_ERRORS as exc:
             print_tally(settings.stream_name, tally, dry_run)
             raise WorkerError(
                 f"redrive stopped after {tally.total:,} of {total:,} rejects "

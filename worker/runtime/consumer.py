@@ -14,11 +14,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import psycopg
-import psycopg.errors
 from tenacity import Retrying, retry_if_exception, wait_random_exponential
 
-from worker.errors import LeaseLost, TransientError
+from worker.db.connect import TRANSIENT_DB_ERRORS
+from worker.errors import LeaseLost
 from worker.kinesis.client import Page
 from worker.kinesis.reader import ShardReader
 from worker.records.model import Reading
@@ -132,17 +131,6 @@ class Fetched:
     items: list
     # Checkpoint after the page's last record; None for an empty page.
     last: Checkpoint | None
-
-
-# Errors after which the same batch may well succeed: a lost or refused
-# connection, a timeout, a failover. psycopg files two of them under
-# InternalError (class 25), so they are listed by name.
-TRANSIENT_DB_ERRORS = (
-    psycopg.OperationalError,
-    psycopg.errors.IdleInTransactionSessionTimeout,
-    psycopg.errors.ReadOnlySqlTransaction,
-    TransientError,
-)
 
 
 def _is_transient_db_error(exc: BaseException) -> bool:
