@@ -57,6 +57,33 @@ def test_priority_out_of_int_range_is_refused_alone(db, sink):
     assert row["checkpoint_sequence"] == "20"
 
 
+def test_a_repeat_of_a_refused_reading_is_stored_in_its_place(db, sink):
+    # A device re-sending a corrected copy of a reading: the first copy is
+    # refused, so the next one is not a duplicate of anything stored.
+    lease = add_lease(db)
+    huge = [sample("huge", priority=2**31)]
+    items = [
+        reading("ven-1", 0, record=meta("10"), samples=huge),
+        reading("ven-1", 0, record=meta("11"), samples=huge),
+        reading("ven-1", 0, record=meta("12"), used_power_kw=7.5),
+        reading("ven-1", 0, record=meta("13"), used_power_kw=9.0),
+        reading("ven-2", 0, record=meta("14")),
+    ]
+
+    result = sink.write(batch(lease, items, seq="14"))
+
+    assert (result.stored, result.duplicates) == (2, 1)
+    assert result.rejected == collections.Counter(
+        {Reason.DATABASE_REFUSED: 2})
+    assert db.execute(
+        "SELECT ven_id, used_power_kw FROM ven_telemetry ORDER BY ven_id"
+    ).fetchall() == [("ven-1", 7.5), ("ven-2", items[4].used_power_kw)]
+    assert [seq for seq, *_ in _refused(db)] == ["10", "11"]
+    row = lease_row(db)
+    assert (row["records_stored"], row["duplicates_dropped"],
+            row["records_rejected"]) == (2, 1, 2)
+
+
 def test_check_constraint_added_by_operator_refuses_only_offenders(db, sink):
     db.execute(
         "ALTER TABLE ven_telemetry ADD CONSTRAINT used_power_sane "

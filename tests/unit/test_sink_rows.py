@@ -115,16 +115,16 @@ def test_write_rows_names_the_column_a_dumper_refused():
     assert "must be real number" in detail
 
 
-def test_drop_repeats_keeps_the_first_of_each_key():
+def test_split_repeats_keeps_the_first_of_each_key_apart():
     first = _reading(used_power_kw=1.0)
     items = [first, _reading(used_power_kw=2.0),
              _reading(ven_id="ven-2"), _reading(at=T0 + timedelta(seconds=1)),
              _reading(used_power_kw=3.0)]
 
-    kept, dropped = rows.drop_repeats(items)
+    kept, repeats = rows.split_repeats(items)
 
-    assert dropped == 2
     assert kept == [first, items[2], items[3]]
+    assert repeats == [items[1], items[4]]
 
 
 def test_unstorable_key():

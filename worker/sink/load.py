@@ -46,7 +46,9 @@ from worker.sink.rows import (
     Row,
     Unsendable,
     all_sample_rows,
+    reading_key,
     refused,
+    split_repeats,
     telemetry_rows,
     write_rows,
 )
@@ -114,22 +116,55 @@ class PartitionsMissing(TransientError):
 @dataclass(slots=True)
 class LoadOutcome:
     stored: list[Reading] = field(default_factory=list)
-    # Readings found already in ven_telemetry (not repeats inside the batch).
+    # Readings found already in ven_telemetry.
     duplicates: int = 0
+    # Repeats inside the batch of a reading stored by it or before it.
+    repeats: int = 0
     refused: list[Reject] = field(default_factory=list)
+    # The keys of the readings in ``refused``.
+    refused_keys: set[tuple] = field(default_factory=set)
 
 
-def load_readings(cur: psycopg.Cursor, readings: list[Reading],
+def load_readings(cur: psycopg.Cursor, readings: Sequence[Reading],
                   probe_first: bool = True) -> LoadOutcome:
-    """Store ``readings`` (no two with the same key) and their samples.
+    """Store ``readings`` and their samples, one reading per key: the first
+    copy of each key is loaded, and a later copy only when PostgreSQL
+    refused every copy before it. Such a copy may well differ (a device
+    re-sending a corrected reading) and is then the reading's only storable
+    form; every other repeat is counted.
 
-    ``probe_first`` drops stored readings before the COPY; without it they
-    are found when the COPY meets them, at the cost of that COPY.
+    ``probe_first`` drops stored readings before the first COPY; without it
+    they are found when the COPY meets them, at the cost of that COPY.
+
+    Copies tried again follow the first COPY in the same transaction, so
+    their keys are taken out of the order the module docstring relies on:
+    a writer holding one of them may deadlock with this batch, which then
+    rolls back and is tried again. Only a batch that repeats a refused
+    reading runs that risk.
     """
+    first, repeats = split_repeats(readings)
+    out = _load_each_once(cur, first, probe_first)
+    refused_keys = out.refused_keys
+    while repeats:
+        again = [r for r in repeats if reading_key(r) in refused_keys]
+        out.repeats += len(repeats) - len(again)
+        first, repeats = split_repeats(again)
+        retried = _load_each_once(cur, first, probe_first=True)
+        out.stored += retried.stored
+        out.duplicates += retried.duplicates
+        out.refused += retried.refused
+        out.refused_keys |= retried.refused_keys
+        refused_keys = retried.refused_keys
+    return out
+
+
+def _load_each_once(cur: psycopg.Cursor, readings: list[Reading],
+                    probe_first: bool) -> LoadOutcome:
+    """``load_readings`` for readings with no two of the same key."""
     out = LoadOutcome()
     stored = _stored_positions(cur, readings) if probe_first else set()
     out.duplicates += len(stored)
-    fresh = sorted(_without(readings, stored), key=_key)
+    fresh = sorted(_without(readings, stored), key=reading_key)
     if not fresh:
         return out
 
@@ -141,10 +176,6 @@ def load_readings(cur: psycopg.Cursor, readings: list[Reading],
         _raise_if_partitions_missing(cur, rest, error)
         _isolate(cur, rest, error, out)
     return out
-
-
-def _key(reading: Reading):
-    return reading.ven_id, reading.timestamp
 
 
 def _stored_positions(cur, readings: Sequence[Reading]) -> set[int]:
@@ -217,6 +248,7 @@ def _isolate(cur, rows: list[Row], error: Exception, out: LoadOutcome):
         reading = rows[0][1]
         detail = describe(error)
         out.refused.append(refused(reading, detail))
+        out.refused_keys.add(reading_key(reading))
         meta = reading.meta
         log.warning(
             "shard %s sequence %s/%s: the reading of %r at %s cannot be "

@@ -33,7 +33,6 @@ from worker.sink.partitions import (
 )
 from worker.sink.rejects import insert_rejects
 from worker.sink.rows import (
-    drop_repeats,
     refused,
     unstorable_key,
     use_c_bytea_dumper,
@@ -93,12 +92,11 @@ class PostgresSink:
             # transaction and commit with it, or never.
             raise WorkerError("the sink's connection has a transaction open")
         readings, rejects = _split(batch.items)
-        readings, repeats = drop_repeats(readings)
         try:
             self._partitions.ensure(
                 self._conn, {utc_day(r.timestamp) for r in readings}
             )
-            return self._commit_batch(batch, readings, repeats, rejects)
+            return self._commit_batch(batch, readings, rejects)
         except PartitionsMissing as exc:
             self._partitions.forget(exc.days)
             raise
@@ -110,7 +108,7 @@ class PostgresSink:
             )
             raise
 
-    def _commit_batch(self, batch, readings, repeats, rejects) -> BatchResult:
+    def _commit_batch(self, batch, readings, rejects) -> BatchResult:
         with self._conn.transaction(), self._conn.cursor() as cur:
             committed = lock_lease(cur, batch.lease)
             if already_committed(batch, committed):
@@ -131,7 +129,7 @@ class PostgresSink:
 
             result = BatchResult(
                 stored=len(outcome.stored),
-                duplicates=repeats + outcome.duplicates,
+                duplicates=outcome.repeats + outcome.duplicates,
                 rejected=collections.Counter(r.reason for r in rejects),
             )
             move_checkpoint(

@@ -7,8 +7,8 @@ with it (from rejected to stored or duplicates), so sent = stored +
 duplicates + rejected keeps balancing. Locks are taken in the order a
 worker's batch takes them: the lease row first, then the readings' keys in
 order, then ``ven_last_seen``; one shard per transaction keeps it to one
-lease row at a time. Should a deadlock happen anyway, the transaction is
-tried once more.
+lease row at a time. Should a deadlock happen anyway (see
+``load_readings`` for when it can), the transaction is tried once more.
 """
 
 import collections
@@ -24,7 +24,7 @@ from worker.records.model import Reading
 from worker.sink.last_seen import touch_last_seen
 from worker.sink.load import PartitionsMissing, load_readings
 from worker.sink.partitions import PartitionCache, utc_day
-from worker.sink.rows import drop_repeats, unstorable_key
+from worker.sink.rows import unstorable_key
 
 log = logging.getLogger(__name__)
 
@@ -81,45 +81,35 @@ def store_redriven(conn: psycopg.Connection, stream: str, shard_id: str,
                    items: Sequence[Redriven],
                    partitions: PartitionCache) -> dict[int, Fate]:
     """Store ``items`` (all from ``shard_id``) and delete the reject rows
-    they came from; the fate of each reject id. ``conn`` must have no
-    transaction open.
-
-    Rejects with the same (ven_id, timestamp) are tried one per
-    transaction: a repeat is a duplicate once its twin is stored, and gets
-    a transaction of its own when PostgreSQL refused the twin. Trying it in
-    the same transaction would take its key out of order, which a worker
-    storing the same readings could deadlock with.
-    """
-    fates, pending = {}, []
+    they came from, in one transaction; the fate of each reject id.
+    ``conn`` must have no transaction open."""
+    fates, storable = {}, []
     for item in items:
         if unstorable_key(item.reading) is None:
-            pending.append(item)
+            storable.append(item)
         else:
             fates[item.reject_id] = Fate.REFUSED
-    while pending:
-        settled, pending = _one_round_retried(conn, stream, shard_id,
-                                              pending, partitions)
-        fates.update(settled)
+    if storable:
+        fates.update(_store_retried(conn, stream, shard_id, storable,
+                                    partitions))
     return fates
 
 
-def _one_round_retried(conn, stream: str, shard_id: str,
-                       items: list[Redriven], partitions: PartitionCache):
-    """``_one_round``, once more after a deadlock or a partition that
-    retention dropped meanwhile; both roll the whole transaction back."""
+def _store_retried(conn, stream: str, shard_id: str, items: list[Redriven],
+                   partitions: PartitionCache) -> dict[int, Fate]:
+    """``_store``, once more after a deadlock or a partition that retention
+    dropped meanwhile; both roll the whole transaction back."""
     try:
-        return _one_round(conn, stream, shard_id, items, partitions)
+        return _store(conn, stream, shard_id, items, partitions)
     except TransactionRollback:
         pass
     except PartitionsMissing as exc:
         partitions.forget(exc.days)
-    return _one_round(conn, stream, shard_id, items, partitions)
+    return _store(conn, stream, shard_id, items, partitions)
 
 
-def _one_round(conn, stream: str, shard_id: str, items: list[Redriven],
-               partitions: PartitionCache):
-    """One transaction: the fates it settled, and the repeats of refused
-    readings left for the next one."""
+def _store(conn, stream: str, shard_id: str, items: list[Redriven],
+           partitions: PartitionCache) -> dict[int, Fate]:
     # DDL in its own short transaction, as the sink does.
     partitions.ensure(conn, {utc_day(i.reading.timestamp) for i in items})
     with conn.transaction(), conn.cursor() as cur:
@@ -129,55 +119,41 @@ def _one_round(conn, stream: str, shard_id: str, items: list[Redriven],
         locked = {reject_id for (reject_id,) in cur.fetchall()}
         fates = {i.reject_id: Fate.TAKEN for i in items
                  if i.reject_id not in locked}
-        settled, later = _load(cur, [i for i in items
-                                     if i.reject_id in locked])
-        fates.update(settled)
+        fates.update(_load(cur, [i for i in items
+                                 if i.reject_id in locked]))
 
         retired = [i.reject_id for i in items
-                   if fates.get(i.reject_id) in RETIRED]
+                   if fates[i.reject_id] in RETIRED]
         if retired:
             cur.execute(_DELETE_REJECTS_SQL, (retired,))
             _move_counters(cur, stream, shard_id, has_lease_row,
                            collections.Counter(fates[r] for r in retired))
-    return fates, later
+    return fates
 
 
-def _load(cur, items: list[Redriven]) -> tuple[dict[int, Fate], list]:
-    """Load the readings of ``items``, one per (ven_id, timestamp): the
-    fates settled, and the repeats whose twin PostgreSQL refused.
+def _load(cur, items: list[Redriven]) -> dict[int, Fate]:
+    """Load the readings of ``items``; the fate of each.
 
     Readings are matched back to their reject by identity: each Redriven
-    holds its own Reading, and a refusal carries that reading's meta.
+    holds its own Reading, and a refusal carries that reading's meta. A
+    reading neither stored nor refused had its key stored already, by this
+    load or before it.
     """
-    kept, _ = drop_repeats([item.reading for item in items])
-    outcome = load_readings(cur, kept, probe_first=True)
+    outcome = load_readings(cur, [item.reading for item in items],
+                            probe_first=True)
     touch_last_seen(cur, outcome.stored)
     stored = {id(reading) for reading in outcome.stored}
     refused = {id(reject.meta) for reject in outcome.refused}
 
-    kept_ids = {id(reading) for reading in kept}
-    fates, refused_keys = {}, set()
+    fates = {}
     for item in items:
-        reading = item.reading
-        if id(reading) not in kept_ids:
-            continue
-        if id(reading) in stored:
+        if id(item.reading) in stored:
             fates[item.reject_id] = Fate.STORED
-        elif id(reading.meta) in refused:
+        elif id(item.reading.meta) in refused:
             fates[item.reject_id] = Fate.REFUSED
-            refused_keys.add(_key(reading))
-        else:
-            fates[item.reject_id] = Fate.DUPLICATE  # stored before
-
-    later = []
-    for item in items:
-        if id(item.reading) in kept_ids:
-            continue
-        if _key(item.reading) in refused_keys:
-            later.append(item)
         else:
             fates[item.reject_id] = Fate.DUPLICATE
-    return fates, later
+    return fates
 
 
 def _move_counters(cur, stream: str, shard_id: str, has_lease_row: bool,
@@ -190,7 +166,3 @@ def _move_counters(cur, stream: str, shard_id: str, has_lease_row: bool,
     cur.execute(_MOVE_COUNTERS_SQL, {
         "stored": moved[Fate.STORED], "duplicates": moved[Fate.DUPLICATE],
         "stream": stream, "shard": shard_id})
-
-
-def _key(reading: Reading) -> tuple:
-    return reading.ven_id, reading.timestamp

@@ -190,17 +190,25 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def drop_repeats(readings: Sequence[Reading]) -> tuple[list[Reading], int]:
-    """The batch's readings without later repeats of a (ven_id, timestamp)
-    key (the first one wins), and how many repeats were dropped."""
+def reading_key(reading: Reading) -> tuple:
+    """What makes a reading one reading: (ven_id, timestamp)."""
+    return reading.ven_id, reading.timestamp
+
+
+def split_repeats(readings: Sequence[Reading]
+                  ) -> tuple[list[Reading], list[Reading]]:
+    """The first reading of each key, and the later repeats, each in the
+    order given."""
     seen = set()
-    kept = []
+    first, repeats = [], []
     for r in readings:
-        key = (r.ven_id, r.timestamp)
-        if key not in seen:
+        key = reading_key(r)
+        if key in seen:
+            repeats.append(r)
+        else:
             seen.add(key)
-            kept.append(r)
-    return kept, len(readings) - len(kept)
+            first.append(r)
+    return first, repeats
 
 
 def unstorable_key(reading: Reading) -> str | None:
