@@ -26,6 +26,8 @@ from worker.kinesis.kpl import MAGIC as KPL_MAGIC
 from worker.ops import redrive as redrive_module
 from worker.ops.redrive import redrive
 from worker.records import decode_record
+from worker.sink import redrive as redrive_sink
+from worker.sink.load import load_readings
 
 # Two hours ahead of its arrival: rejected under the default one-hour skew.
 AHEAD = ARRIVED + timedelta(hours=2)
@@ -236,7 +238,17 @@ def counters(db, shard: str) -> tuple[int, int, int]:
             row["records_rejected"])
 
 
-def test_a_repeat_of_a_refused_reading_gets_its_own_try(db, settings):
+def test_a_repeat_of_a_refused_reading_is_stored_in_its_place(
+        db, settings, monkeypatch):
+    # In one transaction with the rest of the shard's page.
+    transactions = []
+
+    def load_and_note(cur, readings, probe_first):
+        transactions.append(
+            cur.execute("SELECT txid_current()").fetchone()[0])
+        return load_readings(cur, readings, probe_first)
+
+    monkeypatch.setattr(redrive_sink, "load_readings", load_and_note)
     add_lease(db, shard=SHARD_A)
     db.execute("UPDATE shard_leases SET records_rejected = 2")
     db.execute("ALTER TABLE ven_telemetry ADD CONSTRAINT sane_power "
@@ -253,6 +265,7 @@ def test_a_repeat_of_a_refused_reading_gets_its_own_try(db, settings):
     assert db.execute("SELECT raw_data FROM ingest_rejects").fetchall() == [
         (refused,)]
     assert counters(db, SHARD_A) == (1, 0, 1)
+    assert len(transactions) == 1
 
 
 def test_pages_and_shards_each_move_their_own_counters(db, settings,

@@ -19,6 +19,7 @@ from sink_support import (  # noqa: F401  (sink is a fixture)
     sink,
 )
 from worker.records.model import Reason
+from worker.sink import load
 
 
 def _refused(db) -> list[tuple]:
@@ -58,13 +59,14 @@ def test_priority_out_of_int_range_is_refused_alone(db, sink):
 
 
 def test_a_repeat_of_a_refused_reading_is_stored_in_its_place(db, sink):
-    # A device re-sending a corrected copy of a reading: the first copy is
-    # refused, so the next one is not a duplicate of anything stored.
+    # A device re-sending a corrected copy of a reading: the copies before
+    # it are refused, so it is not a duplicate of anything stored.
     lease = add_lease(db)
     huge = [sample("huge", priority=2**31)]
     items = [
         reading("ven-1", 0, record=meta("10"), samples=huge),
-        reading("ven-1", 0, record=meta("11"), samples=huge),
+        reading("ven-1", 0, record=meta("11"), samples=huge,
+                used_power_kw=1.0),
         reading("ven-1", 0, record=meta("12"), used_power_kw=7.5),
         reading("ven-1", 0, record=meta("13"), used_power_kw=9.0),
         reading("ven-2", 0, record=meta("14")),
@@ -78,10 +80,72 @@ def test_a_repeat_of_a_refused_reading_is_stored_in_its_place(db, sink):
     assert db.execute(
         "SELECT ven_id, used_power_kw FROM ven_telemetry ORDER BY ven_id"
     ).fetchall() == [("ven-1", 7.5), ("ven-2", items[4].used_power_kw)]
-    assert [seq for seq, *_ in _refused(db)] == ["10", "11"]
+    assert count(db, "ven_load_samples") == 4
+    assert [(seq, raw) for seq, _, raw, _ in _refused(db)] == [
+        ("10", items[0].raw_payload.encode()),
+        ("11", items[1].raw_payload.encode())]
     row = lease_row(db)
     assert (row["records_stored"], row["duplicates_dropped"],
             row["records_rejected"]) == (2, 1, 2)
+
+
+def test_copies_of_a_refused_payload_are_refused_alike_without_a_copy_each(
+        db, sink, monkeypatch):
+    # A device re-sending a bad reading in a loop: one COPY finds the
+    # refusal, and every identical copy shares it.
+    copies = []
+    real_copy = load._copy_once
+
+    def counted_copy(cur, rows):
+        copies.append(len(rows))
+        return real_copy(cur, rows)
+
+    monkeypatch.setattr(load, "_copy_once", counted_copy)
+    db.execute("ALTER TABLE ven_telemetry ADD CONSTRAINT used_power_sane "
+               "CHECK (used_power_kw < 1000)")
+    lease = add_lease(db)
+    items = [reading("ven-1", 0, record=meta(str(n)), used_power_kw=5000.0)
+             for n in range(10, 40)]
+    items.append(reading("ven-1", 0, record=meta("40"), used_power_kw=2.0))
+
+    result = sink.write(batch(lease, items, seq="40"))
+
+    assert (result.stored, result.duplicates) == (1, 0)
+    assert result.rejected == collections.Counter(
+        {Reason.DATABASE_REFUSED: 30})
+    refused = _refused(db)
+    assert [seq for seq, *_ in refused] == [str(n) for n in range(10, 40)]
+    assert {(raw, detail) for _, _, raw, detail in refused} == {
+        (items[0].raw_payload.encode(), refused[0][3])}
+    assert "used_power_sane" in refused[0][3]
+    assert db.execute("SELECT used_power_kw FROM ven_telemetry"
+                      ).fetchall() == [(2.0,)]
+    assert copies == [1, 1]
+
+
+def test_a_copy_tried_in_place_of_a_refused_one_may_be_a_duplicate(db, sink):
+    db.execute("ALTER TABLE ven_telemetry ADD CONSTRAINT used_power_sane "
+               "CHECK (used_power_kw < 1000)")
+    lease = add_lease(db)
+    sink.write(batch(lease, [reading("ven-1", 0, record=meta("1"))],
+                     seq="1"))
+    # The batch above met no duplicate, so this one copies without probing:
+    # the CHECK refuses the first copy before its key is looked at, and the
+    # second copy, tried in its place, meets the stored reading.
+    items = [reading("ven-1", 0, record=meta("2"), used_power_kw=5000.0),
+             reading("ven-1", 0, record=meta("3"), used_power_kw=9.0)]
+
+    result = sink.write(batch(lease, items, seq="3"))
+
+    assert (result.stored, result.duplicates) == (0, 1)
+    assert result.rejected == collections.Counter(
+        {Reason.DATABASE_REFUSED: 1})
+    assert db.execute("SELECT used_power_kw FROM ven_telemetry"
+                      ).fetchall() == [(reading("ven-1", 0).used_power_kw,)]
+    row = lease_row(db)
+    assert (row["records_stored"], row["duplicates_dropped"],
+            row["records_rejected"]) == (1, 1, 1)
+    assert row["checkpoint_sequence"] == "3"
 
 
 def test_check_constraint_added_by_operator_refuses_only_offenders(db, sink):

@@ -20,8 +20,11 @@ moves on.
 Rows are copied in (ven_id, timestamp) order. Two workers loading
 overlapping readings then meet each other's uncommitted keys in the same
 order, so one waits for the other instead of both waiting in a deadlock.
+(Copies loaded in place of refused ones are the exception; see
+``_load_in_place_of_refused``.)
 """
 
+import collections
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -121,41 +124,63 @@ class LoadOutcome:
     # Repeats inside the batch of a reading stored by it or before it.
     repeats: int = 0
     refused: list[Reject] = field(default_factory=list)
-    # The keys of the readings in ``refused``.
-    refused_keys: set[tuple] = field(default_factory=set)
+    # Per key refused in one round of loading: the refused copy's payload
+    # and the reason, so an identical repeat is refused without a COPY.
+    refusals: dict[tuple, tuple[str, str]] = field(default_factory=dict)
 
 
 def load_readings(cur: psycopg.Cursor, readings: Sequence[Reading],
                   probe_first: bool = True) -> LoadOutcome:
     """Store ``readings`` and their samples, one reading per key: the first
     copy of each key is loaded, and a later copy only when PostgreSQL
-    refused every copy before it. Such a copy may well differ (a device
+    refused every copy before it. Such a copy may differ (a device
     re-sending a corrected reading) and is then the reading's only storable
     form; every other repeat is counted.
 
-    ``probe_first`` drops stored readings before the first COPY; without it
-    they are found when the COPY meets them, at the cost of that COPY.
-
-    Copies tried again follow the first COPY in the same transaction, so
-    their keys are taken out of the order the module docstring relies on:
-    a writer holding one of them may deadlock with this batch, which then
-    rolls back and is tried again. Only a batch that repeats a refused
-    reading runs that risk.
+    ``probe_first`` drops stored readings before the COPY; without it they
+    are found when the COPY meets them, at the cost of that COPY.
     """
     first, repeats = split_repeats(readings)
     out = _load_each_once(cur, first, probe_first)
-    refused_keys = out.refused_keys
-    while repeats:
-        again = [r for r in repeats if reading_key(r) in refused_keys]
-        out.repeats += len(repeats) - len(again)
-        first, repeats = split_repeats(again)
-        retried = _load_each_once(cur, first, probe_first=True)
-        out.stored += retried.stored
-        out.duplicates += retried.duplicates
-        out.refused += retried.refused
-        out.refused_keys |= retried.refused_keys
-        refused_keys = retried.refused_keys
+    if out.refusals and repeats:
+        _load_in_place_of_refused(cur, out, repeats, probe_first)
+    else:
+        out.repeats = len(repeats)
     return out
+
+
+def _load_in_place_of_refused(cur, out: LoadOutcome, repeats: list[Reading],
+                              probe_first: bool) -> None:
+    """Load the next copy of each refused reading, round after round, and
+    count the repeats left over.
+
+    A copy whose payload is the refused one's decodes to the same rows, so
+    it is refused alike without a COPY: a device re-sending a bad reading
+    in a loop costs one refusal, not one round per copy. The rounds follow
+    the batch's first COPY in the same transaction, so their keys are taken
+    out of (ven_id, timestamp) order: a writer holding one of them may
+    deadlock with this batch, which then rolls back and is tried again.
+    """
+    waiting = collections.defaultdict(collections.deque)
+    for r in repeats:
+        waiting[reading_key(r)].append(r)
+    refusals = out.refusals
+    while refusals:
+        tries = []
+        for key, (payload, detail) in refusals.items():
+            queue = waiting[key]
+            while queue:
+                copy = queue.popleft()
+                if copy.raw_payload != payload:
+                    tries.append(copy)
+                    break
+                out.refused.append(refused(copy, detail))
+        again = _load_each_once(cur, tries, probe_first)
+        out.stored += again.stored
+        out.duplicates += again.duplicates
+        out.refused += again.refused
+        refusals = again.refusals
+    out.repeats = sum(map(len, waiting.values()))
 
 
 def _load_each_once(cur: psycopg.Cursor, readings: list[Reading],
@@ -248,7 +273,7 @@ def _isolate(cur, rows: list[Row], error: Exception, out: LoadOutcome):
         reading = rows[0][1]
         detail = describe(error)
         out.refused.append(refused(reading, detail))
-        out.refused_keys.add(reading_key(reading))
+        out.refusals[reading_key(reading)] = (reading.raw_payload, detail)
         meta = reading.meta
         log.warning(
             "shard %s sequence %s/%s: the reading of %r at %s cannot be "
