@@ -223,3 +223,27 @@ def test_probe_runs_first_only_while_duplicates_turn_up(db, sink, monkeypatch):
     row = lease_row(db)
     assert (row["records_stored"], row["duplicates_dropped"]) == (4, 2)
     assert row["checkpoint_sequence"] == "4"
+
+
+def test_repeats_inside_a_batch_do_not_turn_the_probe_on(db, sink,
+                                                         monkeypatch):
+    # Two copies in one batch say nothing about the table: the next batch
+    # still copies without probing first.
+    lease = add_lease(db)
+    real_probe = load._stored_positions
+    probes = []
+
+    def counted_probe(cur, readings):
+        probes.append(sorted(r.ven_id for r in readings))
+        return real_probe(cur, readings)
+
+    monkeypatch.setattr(load, "_stored_positions", counted_probe)
+
+    sink.write(batch(lease, [reading("ven-1", 0)], seq="1"))
+    second = sink.write(batch(lease, [reading("ven-2", 0),
+                                      reading("ven-2", 0)], seq="2"))
+    sink.write(batch(lease, [reading("ven-3", 0)], seq="3"))
+
+    assert (second.stored, second.duplicates) == (1, 1)
+    assert probes == [["ven-1"]]
+    assert count(db, "ven_telemetry") == 3
