@@ -102,3 +102,17 @@ def batch(lease: LeaseToken, items, seq: str = "1000", sub: int = 0,
 
 def count(db, table: str) -> int:
     return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def note_calls(monkeypatch, module, name: str, note) -> list:
+    """Replace ``module.name(cur, items)`` by a wrapper that appends
+    ``note(items)`` to the returned list, then calls the real one."""
+    calls = []
+    real = getattr(module, name)
+
+    def noted(cur, items):
+        calls.append(note(items))
+        return real(cur, items)
+
+    monkeypatch.setattr(module, name, noted)
+    return calls

@@ -12,12 +12,18 @@ from sink_support import (  # noqa: F401  (sink is a fixture)
     count,
     lease_row,
     meta,
+    note_calls,
     reading,
     sink,
 )
 from worker.db.connect import connect
 from worker.sink import PostgresSink, load
 from worker.sink.partitions import create_partitions
+
+
+def ven_ids(readings) -> list[str]:
+    return sorted(r.ven_id for r in readings)
+
 
 # Generous: a waiting thread on a busy two-core machine, not a timing claim.
 DEADLINE_S = 60.0
@@ -73,14 +79,7 @@ def _wait_until_blocked_on_lock(db, pid: int) -> None:
 def test_reading_stored_by_another_worker_mid_batch_counts_as_duplicate(
     pg_url, migrated_schema, db, monkeypatch
 ):
-    probes = []
-    real_probe = load._stored_positions
-
-    def counted_probe(cur, readings):
-        probes.append(len(readings))
-        return real_probe(cur, readings)
-
-    monkeypatch.setattr(load, "_stored_positions", counted_probe)
+    probes = note_calls(monkeypatch, load, "_stored_positions", len)
     lease = add_lease(db)
     shared = reading("ven-7", 0)
     mine = [reading("ven-6", 0), shared, reading("ven-8", 0)]
@@ -190,14 +189,7 @@ def test_two_workers_loading_the_same_readings_at_once_store_each_once(
 
 def test_probe_runs_first_only_while_duplicates_turn_up(db, sink, monkeypatch):
     lease = add_lease(db)
-    real_probe = load._stored_positions
-    probes = []
-
-    def counted_probe(cur, readings):
-        probes.append(sorted(r.ven_id for r in readings))
-        return real_probe(cur, readings)
-
-    monkeypatch.setattr(load, "_stored_positions", counted_probe)
+    probes = note_calls(monkeypatch, load, "_stored_positions", ven_ids)
 
     # A new sink probes first; it finds nothing, so the next batch copies
     # straight away and the probe never runs.
@@ -230,14 +222,7 @@ def test_repeats_inside_a_batch_do_not_turn_the_probe_on(db, sink,
     # Two copies in one batch say nothing about the table: the next batch
     # still copies without probing first.
     lease = add_lease(db)
-    real_probe = load._stored_positions
-    probes = []
-
-    def counted_probe(cur, readings):
-        probes.append(sorted(r.ven_id for r in readings))
-        return real_probe(cur, readings)
-
-    monkeypatch.setattr(load, "_stored_positions", counted_probe)
+    probes = note_calls(monkeypatch, load, "_stored_positions", ven_ids)
 
     sink.write(batch(lease, [reading("ven-1", 0)], seq="1"))
     second = sink.write(batch(lease, [reading("ven-2", 0),

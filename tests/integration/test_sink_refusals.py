@@ -14,6 +14,7 @@ from sink_support import (  # noqa: F401  (sink is a fixture)
     count,
     lease_row,
     meta,
+    note_calls,
     reading,
     sample,
     sink,
@@ -93,14 +94,7 @@ def test_copies_of_a_refused_payload_are_refused_alike_without_a_copy_each(
         db, sink, monkeypatch):
     # A device re-sending a bad reading in a loop: one COPY finds the
     # refusal, and every identical copy shares it.
-    copies = []
-    real_copy = load._copy_once
-
-    def counted_copy(cur, rows):
-        copies.append(len(rows))
-        return real_copy(cur, rows)
-
-    monkeypatch.setattr(load, "_copy_once", counted_copy)
+    copies = note_calls(monkeypatch, load, "_copy_once", len)
     db.execute("ALTER TABLE ven_telemetry ADD CONSTRAINT used_power_sane "
                "CHECK (used_power_kw < 1000)")
     lease = add_lease(db)
