@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from worker.observe.logs import mask_secrets, setup_logging
+from worker.observe.logs import mask_secrets, remove_logging, setup_logging
 
 
 @pytest.fixture
@@ -20,9 +20,7 @@ def captured():
         return setup_logging(level, fmt, stream=stream, **static)
 
     yield install, stream
-    for handler in [h for h in root.handlers
-                    if getattr(h, "_ven_worker", False)]:
-        root.removeHandler(handler)
+    remove_logging()
     root.setLevel(level)
 
 
@@ -144,3 +142,16 @@ def test_values_json_cannot_hold_are_shown_as_text(captured):
 ])
 def test_mask_secrets(text, expected):
     assert mask_secrets(text) == expected
+
+
+def test_libraries_chat_only_from_warning_up(captured):
+    # pgserver tells at INFO how it runs pg_ctl and, at exit, what it
+    # cleans up; boto3's stack tells every request.
+    install, stream = captured
+    install()
+    for name in ("pgserver", "botocore.endpoint"):
+        logging.getLogger(name).info("chatter")
+        logging.getLogger(name).warning("worth seeing")
+
+    assert [(line["logger"], line["msg"]) for line in lines_of(stream)] == [
+        ("pgserver", "worth seeing"), ("botocore.endpoint", "worth seeing")]

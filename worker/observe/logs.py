@@ -24,11 +24,11 @@ _URL_PASSWORD = re.compile(
 _DSN_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('[^']*'|[^\s]+)",
                            re.IGNORECASE)
 
-# Libraries that narrate every request (or every plugin) at INFO; their
+# Libraries that narrate every request, plugin or pg_ctl call at INFO; their
 # warnings still show. Alembic's migration steps stay at INFO.
 _CHATTY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer",
                    "alembic.runtime.plugins", "alembic.ddl",
-                   "alembic.autogenerate")
+                   "alembic.autogenerate", "pgserver")
 
 
 def mask_secrets(text: str) -> str:
