@@ -6,17 +6,25 @@ import signal
 import threading
 
 
-def sigterm_as_interrupt():
-    """Treat SIGTERM like Ctrl-C, so a stopped demo still cleans up.
-    Returns a function restoring the previous handler."""
+def signals_as_interrupt():
+    """Ctrl-C and SIGTERM both raise KeyboardInterrupt, so a stopped demo
+    still cleans up. Ctrl-C is taken even when the demo was started with it
+    ignored (a background job of a script inherits that), as the worker
+    takes it. Returns a function restoring the previous handlers."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    previous = {signum: signal.signal(signum, interrupt)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore():
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from worker.db import migrate
 from worker.db.connect import connect, mask_url
 from worker.demo import console
 from worker.demo.fleet import Fleet
-from worker.demo.interrupts import interrupts_held, sigterm_as_interrupt
+from worker.demo.interrupts import interrupts_held, signals_as_interrupt
 from worker.demo.lag import LiveLag
 from worker.demo.options import (
     READING_INTERVAL_S,
@@ -114,7 +114,7 @@ class Demo:
     def run(self) -> int:
         began = time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        restore = sigterm_as_interrupt()
+        restore = signals_as_interrupt()
         try:
             with console.logs_in_file(self.run_dir / "demo.log"):
                 code = self._run_and_clean_up()
