@@ -5,40 +5,42 @@ import contextlib
 import signal
 import threading
 
+_STOPPING = (signal.SIGINT, signal.SIGTERM)
+
+
+def _handle_stopping(handler):
+    """Give Ctrl-C and SIGTERM to ``handler``; a function restoring the
+    handlers they had. Only the main thread may set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {signum: signal.signal(signum, handler)
+                for signum in _STOPPING}
+
+    def restore():
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    return restore
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
 
 def signals_as_interrupt():
     """Ctrl-C and SIGTERM both raise KeyboardInterrupt, so a stopped demo
     still cleans up. Ctrl-C is taken even when the demo was started with it
     ignored (a background job of a script inherits that), as the worker
     takes it. Returns a function restoring the previous handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = {signum: signal.signal(signum, interrupt)
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore():
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-    return restore
+    return _handle_stopping(_interrupt)
 
 
 @contextlib.contextmanager
 def interrupts_held():
     """A second Ctrl-C (or SIGTERM) must not cut the clean-up short: the
     children run in sessions of their own and would be left running."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {signum: signal.signal(signum, signal.SIG_IGN)
-                for signum in held}
+    restore = _handle_stopping(signal.SIG_IGN)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        restore()
